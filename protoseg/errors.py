@@ -1,0 +1,119 @@
+"""Every error protoseg raises on bad input.
+
+Library code raises these; only the CLI turns them into stderr text and exit code 2.
+Layer code raises without a location; the driver fills in ``span`` and ``layer``
+so the message reads ``file:line:col: layer 'pool2' (Pooling): ...``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A position in a source file (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+def source_line(file: str, line: int) -> str | None:
+    """The text of one line of a file, or None if it cannot be read."""
+    try:
+        with open(file, encoding="utf-8", errors="replace", newline="") as f:
+            for i, text in enumerate(f, 1):
+                if i == line:
+                    return text.rstrip("\r\n")
+    except OSError:
+        return None
+    return None
+
+
+class ProtosegError(Exception):
+    """Base class: a problem with the user's input, reported without a traceback."""
+
+    def __init__(self, message: str, *, span: Span | None = None, layer: str | None = None,
+                 layer_type: str | None = None, hint: str | None = None,
+                 text: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.layer = layer
+        self.layer_type = layer_type
+        self.hint = hint
+        self.text = text  # the source text, when it did not come from a file
+
+    def locate(self, span: Span | None = None, layer: str | None = None,
+               layer_type: str | None = None, text: str | None = None) -> "ProtosegError":
+        """Fill in location details the raiser did not know; returns self for `raise e.locate(...)`."""
+        self.span = self.span or span
+        self.layer = self.layer or layer
+        self.layer_type = self.layer_type or layer_type
+        self.text = self.text or text
+        return self
+
+    def _source_line(self) -> str | None:
+        if self.span is None:
+            return None
+        if self.text is not None:
+            lines = self.text.splitlines()
+            return lines[self.span.line - 1] if 0 < self.span.line <= len(lines) else None
+        return source_line(self.span.file, self.span.line)
+
+    def __str__(self) -> str:
+        head = []
+        if self.span is not None:
+            head.append(f"{self.span}:")
+        if self.layer is not None:
+            head.append(f"layer '{self.layer}'" + (f" ({self.layer_type}):" if self.layer_type else ":"))
+        out = " ".join(head + [self.message])
+        line = self._source_line()
+        if line is not None:
+            expanded = line.expandtabs(1)
+            out += f"\n  {expanded}\n  {' ' * (self.span.col - 1)}^"
+        if self.hint:
+            out += f"\nhint: {self.hint}"
+        return out
+
+
+class PrototxtSyntaxError(ProtosegError):
+    """The text is not valid protobuf text format."""
+
+
+class SchemaError(ProtosegError):
+    """A field the schema does not know, a value of the wrong type, or conflicting fields."""
+
+
+class GraphError(ProtosegError):
+    """Unknown bottom, top produced twice, cycle, wrong number of bottoms or tops."""
+
+
+class UnsupportedLayerError(ProtosegError):
+    """Layer types protoseg cannot handle (all of them listed at once)."""
+
+
+class ShapeError(ProtosegError):
+    """A shape rule's check failed (expected vs got, with the arithmetic)."""
+
+
+class InputError(ProtosegError):
+    """A net input whose shape is unknown or malformed (--input)."""
+
+
+class WeightsError(ProtosegError):
+    """A caffemodel that cannot be read or does not fit the net (every mismatch at once)."""
+
+
+class MultiError(ProtosegError):
+    """Several errors of one kind, reported together."""
+
+    def __init__(self, errors: list[ProtosegError], summary: str):
+        super().__init__(summary)
+        self.errors = errors
+
+    def __str__(self) -> str:
+        return "\n".join([self.message] + [str(e) for e in self.errors])

@@ -1,0 +1,78 @@
+"""Convolution (conv_layer.cpp, base_conv_layer.cpp; caffe-semantics.md §2.2, §3.1).
+
+out = (in + 2*pad - (dilation*(kernel-1)+1)) / stride + 1, with C's truncating division.
+DeepLab v1's `hole`/`hole_h`/`hole_w` mean dilation. Weights: blob 0 (num_output, C/group,
+*kernel) = torch's Conv weight layout; blob 1 the bias (num_output,).
+"""
+from __future__ import annotations
+
+from . import LayerSpec
+from .geometry import canonical_axis, cdiv, per_axis
+
+
+def conv_geometry(ctx, bottom) -> dict:
+    """Expand kernel/stride/pad/dilation to one value per spatial axis and check the counts."""
+    p = ctx.p
+    ca = canonical_axis(p.get("axis"), len(bottom))
+    n = len(bottom) - ca - 1
+    if n < 1:
+        ctx.fail(f"a {len(bottom)}-axis bottom {tuple(bottom)} has no spatial axis after the "
+                 f"channel axis {ca}")
+    kernel = per_axis(p, "kernel_size", "kernel_h", "kernel_w", n, None)
+    stride = per_axis(p, "stride", "stride_h", "stride_w", n, 1, missing_ok=False)
+    pad = per_axis(p, "pad", "pad_h", "pad_w", n, 0, missing_ok=True)
+    dilation = list(p.get("dilation")) or [1]
+    if p.has("hole") or p.has("hole_h") or p.has("hole_w"):       # DeepLab v1 fork
+        if p.get("dilation"):
+            ctx.fail("give dilation or the DeepLab v1 'hole' fields, not both", "hole")
+        if p.has("hole_h") or p.has("hole_w"):
+            dilation = [p.get("hole_h"), p.get("hole_w")]
+        else:
+            dilation = [p.get("hole")]
+    if len(dilation) == 1:
+        dilation = dilation * n
+    if len(dilation) != n:
+        ctx.fail(f"dilation has {len(dilation)} values; it needs 1 or {n}", "dilation")
+    for name, vals in (("kernel", kernel), ("stride", stride), ("dilation", dilation)):
+        if any(v <= 0 for v in vals):
+            ctx.fail(f"{name} must be > 0, got {vals}", "kernel_size" if name == "kernel" else name)
+    num_output = p.get("num_output")
+    group = p.get("group")
+    channels = bottom[ca]
+    if not p.has("num_output") or num_output <= 0:
+        ctx.fail("num_output must be given and > 0", "num_output")
+    if group <= 0 or channels % group or num_output % group:
+        ctx.fail(f"group {group} must divide both the input channels ({channels}) and "
+                 f"num_output ({num_output})", "group")
+    return dict(axis=ca, n=n, kernel=kernel, stride=stride, pad=pad, dilation=dilation,
+                num_output=num_output, group=group, channels=channels, bias=p.get("bias_term"))
+
+
+def _same_bottoms(ctx, bottoms):
+    for i, b in enumerate(bottoms[1:], 1):
+        if b != bottoms[0]:
+            ctx.fail(f"all bottoms share the weights and must have one shape: bottom 0 is "
+                     f"{tuple(bottoms[0])}, bottom {i} is {tuple(b)}")
+
+
+def conv_shape(ctx, bottoms):
+    _same_bottoms(ctx, bottoms)
+    b = bottoms[0]
+    g = conv_geometry(ctx, b)
+    ca = g["axis"]
+    out = list(b[:ca]) + [g["num_output"]]
+    for i in range(g["n"]):
+        size, k, s, p, d = b[ca + 1 + i], g["kernel"][i], g["stride"][i], g["pad"][i], g["dilation"][i]
+        ext = d * (k - 1) + 1
+        o = cdiv(size + 2 * p - ext, s) + 1
+        padded = size + 2 * p
+        ke = f"{k}" if d == 1 else f"{ext} (kernel {k}, dilation {d})"
+        ctx.note(f"axis {ca + 1 + i}: ({size} + 2*{p} - {ke}) / {s} + 1 = {o}"
+                 + (f"   (padded input {padded})" if p else ""))
+        out.append(o)
+    return [tuple(out)] * len(bottoms)
+
+
+
+SPECS = [LayerSpec("Convolution", conv_shape, param="convolution_param", bottoms=(1, None),
+                   tops=(1, None), in_place=False)]

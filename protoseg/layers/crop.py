@@ -1,0 +1,51 @@
+"""Crop (crop_layer.cpp; caffe-semantics.md §2.6, §8.1).
+
+Bottom 0 is cropped to bottom 1's size on axes >= axis (default 2), starting at `offset`
+(0, one value for every axis, or one per cropped axis). The crop is one-sided: the window is
+[offset, offset + size); the remainder at the end is dropped. (A "symmetric trim" by the offset
+on both sides is a common misreading: for FCN-8s it gives 568 - 2*31 = 506, not Caffe's 500.)
+"""
+from __future__ import annotations
+
+from . import LayerSpec
+from .geometry import canonical_axis
+
+
+def crop_window(ctx, bottoms) -> tuple[int, list]:
+    """(axis, offsets per axis from `axis`) after Caffe's checks."""
+    b0, b1 = bottoms
+    p = ctx.p
+    a = canonical_axis(p.get("axis"), len(b0))
+    n = len(b0)
+    offsets = list(p.get("offset"))
+    if len(offsets) > 1 and len(offsets) != n - a:
+        ctx.fail(f"{len(offsets)} offsets for the {n - a} cropped axes ({a}..{n - 1}): give 0, 1 "
+                 f"or {n - a}", "offset")
+    if len(b1) < n:
+        ctx.fail(f"the reference bottom '{ctx.layer.bottoms[1]}' {tuple(b1)} has fewer axes than "
+                 f"{tuple(b0)}")
+    offs = [offsets[0] if len(offsets) == 1 else (offsets[i - a] if offsets else 0) for i in range(a, n)]
+    return a, offs
+
+
+def crop_shape(ctx, bottoms):
+    b0, b1 = bottoms
+    a, offs = crop_window(ctx, bottoms)
+    out = list(b0[:a])
+    ref = ctx.layer.bottoms[1]
+    for i, off in zip(range(a, len(b0)), offs):
+        size = b1[i]
+        if b0[i] - off < size:
+            ctx.fail(f"crop out of bounds on axis {i}: window [{off}, {off + size}) of size {size} "
+                     f"(from '{ref}') does not fit in {b0[i]}: {b0[i]} - {off} < {size}", "offset")
+        rest = b0[i] - off - size
+        ctx.note(f"axis {i}: keep [{off}:{off + size}] of {b0[i]} (size {size} from '{ref}'): "
+                 f"trims {off} before, {rest} after")
+        out.append(size)
+    if not ctx.p.has("offset") and not ctx.params.has("crop_param"):
+        ctx.note("no crop_param: offset 0 on every axis (BVLC Caffe); the original FCN fork "
+                 "derived offsets automatically")
+    return [tuple(out)]
+
+
+SPECS = [LayerSpec("Crop", crop_shape, param="crop_param", bottoms=(2, 2), in_place=False)]

@@ -1,0 +1,17 @@
+"""Flatten (flatten_layer.cpp; caffe-semantics.md §2.12): merge axes axis..end_axis."""
+from __future__ import annotations
+
+from . import LayerSpec
+from .geometry import canonical_axis, count
+
+
+def flatten_shape(ctx, bottoms):
+    b = bottoms[0]
+    s = canonical_axis(ctx.p.get("axis"), len(b))
+    e = canonical_axis(ctx.p.get("end_axis"), len(b), "end_axis")
+    if e < s:
+        ctx.fail(f"end_axis {e} comes before axis {s}", "end_axis")
+    return [tuple(b[:s]) + (count(b[s:e + 1]),) + tuple(b[e + 1:])]
+
+
+SPECS = [LayerSpec("Flatten", flatten_shape, param="flatten_param", in_place=False)]

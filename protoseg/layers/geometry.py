@@ -1,0 +1,68 @@
+"""Arithmetic shared by several layer rules: C integer division, axis canonicalisation and the
+kernel/stride/pad/dilation expansion of Convolution, Deconvolution and Pooling
+(caffe-semantics.md §0.2, §2.2-2.4)."""
+from __future__ import annotations
+
+import math
+import struct
+
+from ..errors import ShapeError
+
+
+def cdiv(a: int, b: int) -> int:
+    """C++ int division: truncates toward zero (-1 / 2 == 0, unlike Python's -1 // 2 == -1)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def count(shape) -> int:
+    return math.prod(shape)
+
+
+def canonical_axis(axis: int, num_axes: int, what: str = "axis") -> int:
+    """Caffe's CanonicalAxisIndex: -n <= axis < n, negative counts from the end."""
+    if not -num_axes <= axis < num_axes:
+        raise ShapeError(f"{what} {axis} is out of range for a {num_axes}-axis blob "
+                         f"(valid: {-num_axes} to {num_axes - 1})")
+    return axis + num_axes if axis < 0 else axis
+
+
+def fmt(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def per_axis(p, name: str, h_name: str, w_name: str, n_spatial: int, default: int | None,
+             *, missing_ok: bool = False) -> list[int]:
+    """Expand a repeated field (`kernel_size`) or its `_h`/`_w` pair to one value per spatial axis
+    (ConvolutionParameter rules, BaseConvolutionLayer::LayerSetUp)."""
+    if p.has(h_name) or p.has(w_name):
+        if n_spatial != 2:
+            raise ShapeError(f"{h_name}/{w_name} can only be used for 2-D convolution "
+                             f"(this one has {n_spatial} spatial axes)")
+        if p.get(name):
+            raise ShapeError(f"give either {name} or {h_name}/{w_name}, not both")
+        h, w = p.get(h_name), p.get(w_name)
+        if not missing_ok and not (p.has(h_name) and p.has(w_name)):
+            raise ShapeError(f"{h_name} and {w_name} must be given together")
+        return [h, w]
+    values = list(p.get(name))
+    if not values:
+        if default is None:
+            raise ShapeError(f"{name} is required (or {h_name} and {w_name})")
+        return [default] * n_spatial
+    if len(values) == 1:
+        return values * n_spatial
+    if len(values) != n_spatial:
+        raise ShapeError(f"{name} has {len(values)} values; it needs 1 or {n_spatial} "
+                         f"(one per spatial axis)")
+    return values
+
+
+def f32(x: float) -> float:
+    """Round to the nearest float32 (Caffe computes the pooling quotient in single precision)."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def f32_div(a: int, b: int) -> float:
+    """a / b as a float32 division (double division then rounding to float32 is exact here)."""
+    return f32(f32(a) / f32(b))

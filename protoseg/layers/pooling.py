@@ -1,0 +1,96 @@
+"""Pooling (pooling_layer.cpp; caffe-semantics.md §2.4, §3.3).
+
+CEIL (default): out = ceil((in + 2*pad - kernel) / stride) + 1, the quotient in float32;
+FLOOR: floor instead. Then, only when pad > 0: if (out - 1)*stride >= in + pad, out -= 1
+(the last window must start inside the image or its left padding). With pad 0 Caffe keeps a
+window that starts past the end (torch drops it). Forks' `ceil_mode: false` = round_mode FLOOR.
+"""
+from __future__ import annotations
+
+import math
+
+from . import LayerSpec
+from .geometry import f32_div
+
+
+def pool_geometry(ctx, bottom) -> dict:
+    p = ctx.p
+    if len(bottom) != 4:
+        ctx.fail(f"Pooling needs a 4-axis (N, C, H, W) bottom, got {tuple(bottom)}")
+    H, W = bottom[2], bottom[3]
+    has_k = p.has("kernel_size")
+    has_khw = p.has("kernel_h") and p.has("kernel_w")
+    if p.get("global_pooling"):
+        if has_k or p.has("kernel_h") or p.has("kernel_w"):
+            ctx.fail("with global_pooling the kernel is the whole input: do not give a kernel size",
+                     "global_pooling")
+        kernel = [H, W]
+    else:
+        if has_k == has_khw:
+            ctx.fail("give kernel_size, or kernel_h and kernel_w (one of the two, not both)",
+                     "kernel_size" if has_k else None)
+        kernel = [p.get("kernel_size")] * 2 if has_k else [p.get("kernel_h"), p.get("kernel_w")]
+    if p.has("pad") and (p.has("pad_h") or p.has("pad_w")) or (p.has("pad_h") != p.has("pad_w")):
+        ctx.fail("give pad, or pad_h and pad_w (one of the two, not both)", "pad_h")
+    if p.has("stride") and (p.has("stride_h") or p.has("stride_w")) or (p.has("stride_h") != p.has("stride_w")):
+        ctx.fail("give stride, or stride_h and stride_w (one of the two, not both)", "stride_h")
+    pad = [p.get("pad_h"), p.get("pad_w")] if p.has("pad_h") else [p.get("pad")] * 2
+    stride = [p.get("stride_h"), p.get("stride_w")] if p.has("stride_h") else [p.get("stride")] * 2
+    if any(k <= 0 for k in kernel):
+        ctx.fail(f"kernel size must be > 0, got {kernel}", "kernel_size")
+    if any(s <= 0 for s in stride):
+        ctx.fail(f"stride must be > 0, got {stride}", "stride")
+    if p.get("global_pooling") and (any(pad) or any(s != 1 for s in stride)):
+        ctx.fail("global_pooling needs pad 0 and stride 1", "global_pooling")
+    if any(pad):
+        if p.get("pool") not in ("MAX", "AVE"):
+            ctx.fail(f"padding is only implemented for MAX and AVE pooling, not {p.get('pool')}", "pool")
+        if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
+            ctx.fail(f"pad {pad} must be smaller than the kernel {kernel}", "pad")
+    ceil = True
+    if p.has("ceil_mode"):                 # fork spelling (OpenCV's proto, BVLC PR #3057)
+        if p.has("round_mode"):
+            ctx.fail("give round_mode or the fork's ceil_mode, not both", "ceil_mode")
+        ceil = p.get("ceil_mode")
+    elif p.has("round_mode"):
+        ceil = p.get("round_mode") == "CEIL"
+    return dict(kernel=kernel, stride=stride, pad=pad, ceil=ceil, pool=p.get("pool"),
+                global_pooling=p.get("global_pooling"))
+
+
+def pooled_size(size: int, k: int, s: int, p: int, ceil: bool) -> tuple[int, str]:
+    """Caffe's output size along one axis, and the arithmetic in words."""
+    q = f32_div(size + 2 * p - k, s)
+    rounded = math.ceil(q) if ceil else math.floor(q)
+    out = int(rounded) + 1
+    how = "ceil" if ceil else "floor"
+    text = f"{how}(({size} + 2*{p} - {k}) / {s}) + 1 = {how}({q:g}) + 1 = {out}"
+    if p > 0:
+        if (out - 1) * s >= size + p:
+            text += f"; clip rule fired: ({out} - 1)*{s} >= {size} + {p}, so {out - 1}"
+            out -= 1
+        else:
+            text += "; clip rule checked (pad > 0), did not fire"
+    else:
+        text += "; no clip rule (pad 0)"
+    return out, text
+
+
+def pool_shape(ctx, bottoms):
+    b = bottoms[0]
+    g = pool_geometry(ctx, b)
+    if len(ctx.layer.tops) == 2 and g["pool"] != "MAX":
+        ctx.fail("a second top (the argmax mask) exists only for MAX pooling", "pool")
+    if g["global_pooling"]:
+        ctx.note(f"global {g['pool']} pooling over {b[2]}x{b[3]} -> 1x1")
+        return [(b[0], b[1], 1, 1)] * len(ctx.layer.tops)
+    out = [b[0], b[1]]
+    for i, axis in enumerate(("H", "W")):
+        o, text = pooled_size(b[2 + i], g["kernel"][i], g["stride"][i], g["pad"][i], g["ceil"])
+        ctx.note(f"{axis}: {text}")
+        out.append(o)
+    return [tuple(out)] * len(ctx.layer.tops)
+
+
+
+SPECS = [LayerSpec("Pooling", pool_shape, param="pooling_param", tops=(1, 2), in_place=False)]

@@ -1,0 +1,38 @@
+"""PriorBox (SSD fork: prior_box_layer.cpp; caffe-semantics.md §2.17, §3.15).
+
+top = (1, 2, H_f * W_f * num_priors * 4): channel 0 the boxes, channel 1 their variances.
+num_priors = len(aspect ratios) * len(min_size) + len(max_size), where the aspect ratios are 1,
+then each distinct given ratio and, with flip, its reciprocal.
+"""
+from __future__ import annotations
+
+from . import LayerSpec
+
+
+def aspect_ratios(p) -> list:
+    ars = [1.0]
+    for ar in p.get("aspect_ratio"):
+        if any(abs(ar - a) < 1e-6 for a in ars):
+            continue
+        ars.append(ar)
+        if p.get("flip"):
+            ars.append(1.0 / ar)
+    return ars
+
+
+def prior_box_shape(ctx, bottoms):
+    p = ctx.p
+    feat = bottoms[0]
+    mins, maxs = p.get("min_size"), p.get("max_size")
+    if not mins:
+        ctx.fail("min_size is required", "min_size")
+    if maxs and len(maxs) != len(mins):
+        ctx.fail(f"{len(maxs)} max_size values for {len(mins)} min_size values", "max_size")
+    ars = aspect_ratios(p)
+    n = len(ars) * len(mins) + len(maxs)
+    h, w = feat[2], feat[3]
+    ctx.note(f"{h}x{w} cells x {n} priors x 4 = {h * w * n * 4} (aspect ratios {ars})")
+    return [(1, 2, h * w * n * 4)]
+
+
+SPECS = [LayerSpec("PriorBox", prior_box_shape, param="prior_box_param", bottoms=(2, 2), in_place=False)]

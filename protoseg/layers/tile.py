@@ -1,0 +1,18 @@
+"""Tile (tile_layer.cpp): repeat the blob `tiles` times along `axis` (default 1)."""
+from __future__ import annotations
+
+from . import LayerSpec
+from .geometry import canonical_axis
+
+
+def tile_shape(ctx, bottoms):
+    b = list(bottoms[0])
+    a = canonical_axis(ctx.p.get("axis"), len(b))
+    tiles = ctx.p.get("tiles")
+    if not ctx.p.has("tiles") or tiles < 1:
+        ctx.fail("tiles must be given and >= 1", "tiles")
+    b[a] *= tiles
+    return [tuple(b)]
+
+
+SPECS = [LayerSpec("Tile", tile_shape, param="tile_param", in_place=False)]

@@ -1,0 +1,487 @@
+"""load: a parsed, schema-bound NetParameter -> the Net IR.
+
+Follows Caffe's upgrade_proto.cpp (V0 -> V1 -> V2, net-level inputs -> an Input layer named
+"input" placed first), net.cpp's state filtering (phase, level, stages; include/exclude rules) and
+its blob bookkeeping (in-place tops rebind a name; any other second producer is an error).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from .errors import GraphError, ProtosegError, SchemaError, Span, UnsupportedLayerError
+from .schema import Msg, bind, caffe_schema
+from .textformat import parse_file, parse_text
+
+# V1 LayerType enum name -> V2 type string (upgrade_proto.cpp), plus the forks' names.
+V1_TYPES = {
+    "NONE": "", "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
+    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
+    "DATA": "Data", "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout", "DUMMY_DATA": "DummyData",
+    "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise", "EXP": "Exp", "FLATTEN": "Flatten",
+    "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output", "HINGE_LOSS": "HingeLoss",
+    "IM2COL": "Im2col", "IMAGE_DATA": "ImageData", "INFOGAIN_LOSS": "InfogainLoss",
+    "INNER_PRODUCT": "InnerProduct", "LRN": "LRN", "MEMORY_DATA": "MemoryData",
+    "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss", "MVN": "MVN", "POOLING": "Pooling",
+    "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
+    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
+    # DeepLab v1 fork
+    "IMAGE_SEG_DATA": "ImageSegData", "SEG_ACCURACY": "SegAccuracy", "INTERP": "Interp",
+    "PADDING": "Padding", "MAT_WRITE": "MatWrite", "MAT_READ": "MatRead", "DENSE_CRF": "DenseCRF",
+    "CROP": "Crop", "WINDOW_CLS_DATA": "WindowClsData", "WINDOW_INST_DATA": "WindowInstData",
+}
+
+# V0 type strings (upgrade_proto.cpp UpgradeV0LayerType)
+V0_TYPES = {
+    "accuracy": "ACCURACY", "bnll": "BNLL", "concat": "CONCAT", "conv": "CONVOLUTION",
+    "data": "DATA", "dropout": "DROPOUT", "euclidean_loss": "EUCLIDEAN_LOSS", "flatten": "FLATTEN",
+    "hdf5_data": "HDF5_DATA", "hdf5_output": "HDF5_OUTPUT", "im2col": "IM2COL",
+    "images": "IMAGE_DATA", "infogain_loss": "INFOGAIN_LOSS", "innerproduct": "INNER_PRODUCT",
+    "lrn": "LRN", "multinomial_logistic_loss": "MULTINOMIAL_LOGISTIC_LOSS", "pool": "POOLING",
+    "relu": "RELU", "sigmoid": "SIGMOID", "softmax": "SOFTMAX", "softmax_loss": "SOFTMAX_LOSS",
+    "split": "SPLIT", "tanh": "TANH", "window_data": "WINDOW_DATA",
+}
+
+
+@dataclass
+class Layer:
+    """One kept layer, in V2 form. `bottoms`/`tops` are Caffe blob names; `bottom_values` /
+    `top_values` are SSA value names (an in-place top gets a fresh value `name@layer`)."""
+
+    name: str
+    type: str
+    bottoms: list
+    tops: list
+    params: Msg                 # the LayerParameter
+    span: Span
+    phase: str                  # the layer's own phase (TEST / TRAIN)
+    bottom_values: list = field(default_factory=list)
+    top_values: list = field(default_factory=list)
+    in_place: list = field(default_factory=list)   # per top: True when it rewrites a bottom
+    format: str = "V2"          # the file's format (DeepLab v1's Interp rules differ for V1 files)
+
+    def __repr__(self):
+        return f"Layer({self.name!r}, {self.type!r}, {self.bottoms} -> {self.tops})"
+
+
+@dataclass
+class Net:
+    name: str
+    layers: list                # kept layers, file order
+    file: str
+    text: str
+    phase: str
+    dropped: list = field(default_factory=list)     # (name, type, reason) of filtered-out layers
+    format: str = "V2"          # V2, V1 or V0: what the file was written in
+    params: Msg | None = None   # the NetParameter
+
+    def layer(self, name: str) -> Layer:
+        for l in self.layers:
+            if l.name == name:
+                return l
+        raise KeyError(name)
+
+
+def error_at(err: ProtosegError, layer: Layer, span: Span | None = None) -> ProtosegError:
+    return err.locate(span or layer.span, layer.name, layer.type)
+
+
+# ---------------------------------------------------------------------------------------------
+# upgrades
+
+def _new(type_name: str, span: Span | None) -> Msg:
+    schema = caffe_schema()
+    return Msg(schema.message(type_name), schema, span)
+
+
+def _v0_to_v1(net: Msg) -> None:
+    """V0 `layers { layer { name type ... } bottom top }` -> V1 layers (upgrade_proto.cpp)."""
+    old = net.get("layers")
+    # 1. fold "padding" layers into their consumer
+    pad_of: dict[str, tuple[int, str]] = {}   # padding top -> (pad, padding bottom)
+    kept = []
+    for l in old:
+        v0 = l.get("layer")
+        if v0.get("type") == "padding":
+            if len(l.get("bottom")) != 1 or len(l.get("top")) != 1:
+                raise SchemaError("a V0 padding layer must have one bottom and one top",
+                                  span=l.span, layer=v0.get("name"), layer_type="padding")
+            pad_of[l.get("top")[0]] = (v0.get("pad"), l.get("bottom")[0])
+            continue
+        kept.append(l)
+    new_layers = []
+    for l in kept:
+        v0 = l.get("layer")
+        v1 = _new("V1LayerParameter", l.span)
+        name, t0 = v0.get("name"), v0.get("type")
+        v1.set("name", name, v0.span_of("name"))
+        if t0 not in V0_TYPES:
+            raise SchemaError(f"unknown V0 layer type '{t0}'", span=v0.span_of("type"), layer=name,
+                              hint="known V0 types: " + ", ".join(sorted(V0_TYPES)))
+        t1 = V0_TYPES[t0]
+        v1.set("type", t1, v0.span_of("type"))
+        bottoms = list(l.get("bottom"))
+        padding = None
+        if bottoms and bottoms[0] in pad_of:
+            if t1 not in ("CONVOLUTION", "POOLING"):
+                raise SchemaError("a V0 padding layer may only feed a conv or pool layer",
+                                  span=l.span, layer=name, layer_type=t0)
+            padding, bottoms[0] = pad_of[bottoms[0]]
+        v1.set("bottom", bottoms)
+        v1.set("top", list(l.get("top")))
+        for k in ("blobs_lr", "weight_decay", "include", "exclude"):
+            if l.has(k):
+                v1.set(k, l.get(k))
+        _v0_params(v0, v1, t1, name, padding)
+        new_layers.append(v1)
+    net.set("layers", new_layers)
+
+
+def _v0_params(v0: Msg, v1: Msg, t1: str, name: str, padding) -> None:
+    def sub(field_name: str) -> Msg:
+        if not v1.has(field_name):
+            v1.set(field_name, _new(v1.type.fields[field_name].type, v0.span))
+        return v1.get(field_name)
+
+    def bad(f):
+        raise SchemaError(f"V0 field '{f}' does not apply to a {t1} layer", span=v0.span_of(f),
+                          layer=name, layer_type=t1)
+
+    conv_like = t1 == "CONVOLUTION"
+    for f, value in v0.fields():
+        span = v0.span_of(f)
+        if f in ("name", "type", "blobs", "blobs_lr", "weight_decay"):
+            continue
+        if f in ("num_output", "biasterm", "weight_filler", "bias_filler"):
+            target = {"CONVOLUTION": "convolution_param", "INNER_PRODUCT": "inner_product_param"}.get(t1)
+            if target is None:
+                bad(f)
+            sub(target).set({"biasterm": "bias_term"}.get(f, f), value, span)
+        elif f in ("pad", "kernelsize", "stride"):
+            key = {"kernelsize": "kernel_size"}.get(f, f)
+            if conv_like:
+                sub("convolution_param").set(key, [value], span)
+            elif t1 == "POOLING":
+                sub("pooling_param").set(key, value, span)
+            else:
+                bad(f)
+        elif f == "group":
+            if not conv_like:
+                bad(f)
+            sub("convolution_param").set("group", value, span)
+        elif f == "pool":
+            if t1 != "POOLING":
+                bad(f)
+            sub("pooling_param").set("pool", value, span)
+        elif f == "dropout_ratio":
+            if t1 != "DROPOUT":
+                bad(f)
+            sub("dropout_param").set("dropout_ratio", value, span)
+        elif f in ("local_size", "alpha", "beta", "k"):
+            if t1 != "LRN":
+                bad(f)
+            sub("lrn_param").set(f, value, span)
+        elif f in ("source", "batchsize", "rand_skip", "shuffle_images", "new_height", "new_width",
+                   "new_num", "new_channels"):
+            target = {"DATA": "data_param", "IMAGE_DATA": "image_data_param",
+                      "HDF5_DATA": "hdf5_data_param", "WINDOW_DATA": "window_data_param"}.get(t1)
+            key = {"batchsize": "batch_size", "shuffle_images": "shuffle"}.get(f, f)
+            if target is None or key not in caffe_schema().message(v1.type.fields[target].type).fields:
+                bad(f)
+            sub(target).set(key, value, span)
+        elif f in ("scale", "meanfile", "cropsize", "mirror"):
+            key = {"meanfile": "mean_file", "cropsize": "crop_size"}[f] if f in ("meanfile", "cropsize") else f
+            sub("transform_param").set(key, value, span)
+        elif f == "concat_dim":
+            if t1 != "CONCAT":
+                bad(f)
+            sub("concat_param").set("concat_dim", value, span)
+        elif f.startswith("det_"):
+            key = f[4:]
+            sub("window_data_param").set(key, value, span)
+        elif f == "hdf5_output_param":
+            v1.set("hdf5_output_param", value, span)
+        else:
+            bad(f)
+    if padding is not None:
+        if conv_like:
+            sub("convolution_param").set("pad", [padding])
+        else:
+            sub("pooling_param").set("pad", padding)
+
+
+def _v1_to_v2(net: Msg) -> list:
+    layers = []
+    v2_fields = caffe_schema().message("LayerParameter").fields
+    for old in net.get("layers"):
+        new = _new("LayerParameter", old.span)
+        type_enum = old.get("type")
+        name = old.get("name")
+        if type_enum is None:
+            type_enum = "NONE"
+        if type_enum not in V1_TYPES:
+            raise SchemaError(f"V1 layer type {type_enum} has no known V2 equivalent",
+                              span=old.span_of("type"), layer=name)
+        new.set("type", V1_TYPES[type_enum], old.span_of("type"))
+        for f, value in old.fields():
+            span = old.span_of(f)
+            if f in ("type", "layer", "blobs_lr", "weight_decay", "param", "blob_share_mode"):
+                continue
+            if f in v2_fields:
+                new.set(f, value, span)
+            else:
+                raise SchemaError(f"V1 field '{f}' has no place in a V2 layer", span=span, layer=name)
+        specs = []
+        n = max(len(old.get("blobs_lr")), len(old.get("weight_decay")), len(old.get("param")),
+                len(old.get("blob_share_mode")))
+        for i in range(n):
+            ps = _new("ParamSpec", old.span)
+            if i < len(old.get("param")):
+                ps.set("name", old.get("param")[i])
+            if i < len(old.get("blob_share_mode")):
+                ps.set("share_mode", old.get("blob_share_mode")[i])
+            if i < len(old.get("blobs_lr")):
+                ps.set("lr_mult", old.get("blobs_lr")[i])
+            if i < len(old.get("weight_decay")):
+                ps.set("decay_mult", old.get("weight_decay")[i])
+            specs.append(ps)
+        if specs:
+            new.set("param", specs)
+        # DeepLab v1 convolution `hole` = dilation; pooling `ceil_mode` handled by the layer rule.
+        layers.append(new)
+    return layers
+
+
+def _inputs_to_layer(net: Msg) -> Msg | None:
+    """Legacy `input:` + `input_dim:` / `input_shape {}` -> a layer "input" of type Input."""
+    names = net.get("input")
+    if not names:
+        return None
+    layer = _new("LayerParameter", net.span_of("input"))
+    layer.set("name", "input")
+    layer.set("type", "Input")
+    layer.set("top", list(names))
+    ip = _new("InputParameter", net.span_of("input"))
+    dims = net.get("input_dim")
+    shapes = net.get("input_shape")
+    if shapes and dims:
+        raise SchemaError("a net gives input_shape or input_dim, not both", span=net.span_of("input_dim"))
+    if shapes:
+        if len(shapes) != len(names):
+            raise SchemaError(f"{len(names)} inputs but {len(shapes)} input_shape blocks",
+                              span=net.span_of("input_shape"))
+        ip.set("shape", list(shapes))
+    elif dims:
+        if len(dims) != 4 * len(names):
+            raise SchemaError(f"{len(names)} inputs need {4 * len(names)} input_dim values "
+                              f"(N, C, H, W each), got {len(dims)}", span=net.span_of("input_dim"))
+        out = []
+        for i in range(len(names)):
+            bs = _new("BlobShape", net.span_of("input_dim"))
+            bs.set("dim", list(dims[4 * i:4 * i + 4]))
+            out.append(bs)
+        ip.set("shape", out)
+    if ip.has("shape"):
+        layer.set("input_param", ip)
+    else:
+        # Caffe strips bare `input:` names (a caffemodel, or a deploy file with shapes given at
+        # run time): the blobs then must come from --input.
+        layer.set("input_param", ip)
+    return layer
+
+
+# ---------------------------------------------------------------------------------------------
+# state filtering (net.cpp StateMeetsRule / FilterNet)
+
+def _rule_matches(rule: Msg, phase: str, level: int, stages: set) -> bool:
+    if rule.has("phase") and rule.get("phase") != phase:
+        return False
+    if rule.has("min_level") and level < rule.get("min_level"):
+        return False
+    if rule.has("max_level") and level > rule.get("max_level"):
+        return False
+    if any(s not in stages for s in rule.get("stage")):
+        return False
+    if any(s in stages for s in rule.get("not_stage")):
+        return False
+    return True
+
+
+def _kept(layer: Msg, phase: str, level: int, stages: set) -> tuple[bool, str]:
+    inc, exc = layer.get("include"), layer.get("exclude")
+    if inc and exc:
+        raise SchemaError("a layer may have include rules or exclude rules, not both",
+                          span=layer.span_of("exclude"), layer=layer.get("name"), layer_type=layer.get("type"))
+    if exc:
+        for r in exc:
+            if _rule_matches(r, phase, level, stages):
+                return False, "excluded in this state"
+        return True, ""
+    if inc:
+        if any(_rule_matches(r, phase, level, stages) for r in inc):
+            return True, ""
+        return False, "not included in this state"
+    return True, ""
+
+
+# ---------------------------------------------------------------------------------------------
+
+def load_net(source: str, *, phase: str = "TEST", level: int = 0, stages=(), text: str | None = None,
+             file: str | None = None) -> Net:
+    """Parse and load a net. `source` is a path, unless `text` is given (then `file` names it)."""
+    if text is None:
+        tree, text = parse_file(source)
+        file = source
+    else:
+        file = file or "<string>"
+        tree = parse_text(text, file)
+    params = bind(tree, "NetParameter")
+    try:
+        return _build_net(params, file, text, phase.upper(), level, set(stages))
+    except ProtosegError as e:
+        raise e.locate(text=None if file != "<string>" else text)
+
+
+def _build_net(params: Msg, file: str, text: str, phase: str, level: int, stages: set) -> Net:
+    if phase not in ("TEST", "TRAIN"):
+        raise ProtosegError(f"phase must be TEST or TRAIN, not {phase!r}")
+    fmt = "V2"
+    if params.get("layers"):
+        if params.get("layer"):
+            raise SchemaError("a net uses `layer` (current) or `layers` (legacy V1), not both",
+                              span=params.span_of("layers"))
+        if any(l.has("layer") for l in params.get("layers")):
+            fmt = "V0"
+            _v0_to_v1(params)
+        else:
+            fmt = "V1"
+        raw_layers = _v1_to_v2(params)
+    else:
+        raw_layers = list(params.get("layer"))
+    state = params.get("state")
+    level = level or state.get("level")
+    stages = set(stages) | set(state.get("stage"))
+    inp = _inputs_to_layer(params)
+    if inp is not None:
+        raw_layers.insert(0, inp)
+
+    from .layers import registry
+    reg = registry()
+    layers, dropped = [], []
+    for lp in raw_layers:
+        name, type_ = lp.get("name"), lp.get("type")
+        span = lp.span
+        if not lp.has("name"):
+            name = f"<unnamed #{len(layers) + len(dropped)}>"
+        keep, why = _kept(lp, phase, level, stages)
+        if not keep:
+            dropped.append((name, type_, why))
+            continue
+        layer_phase = lp.get("phase") if lp.has("phase") else phase
+        layers.append(Layer(name, type_, list(lp.get("bottom")), list(lp.get("top")), lp, span,
+                            layer_phase, format=fmt))
+    _check_types(layers, reg, file)
+    _wire(layers, reg)
+    return Net(params.get("name"), layers, file, text, phase, dropped, fmt, params)
+
+
+def _check_types(layers: list, reg: dict, file: str) -> None:
+    unknown: dict[str, list] = {}
+    for l in layers:
+        if l.type not in reg:
+            unknown.setdefault(l.type, []).append(l)
+    if not unknown:
+        return
+    errors = []
+    for t, ls in unknown.items():
+        hint = difflib.get_close_matches(t, list(reg), n=2, cutoff=0.7)
+        for l in ls:
+            errors.append(UnsupportedLayerError(
+                f"unknown layer type '{t}'", span=l.span, layer=l.name, layer_type=t,
+                hint=("did you mean " + " or ".join(f"'{h}'" for h in hint) + "?") if hint else None))
+    if len(errors) == 1:
+        raise errors[0]
+    from .errors import MultiError
+    listing = ", ".join(f"{t} ({len(ls)} layer{'s' if len(ls) > 1 else ''})" for t, ls in unknown.items())
+    raise MultiError(errors, f"{len(errors)} layers of unknown types: {listing}")
+
+
+def _wire(layers: list, reg: dict) -> None:
+    """Check bottom/top counts and producers; assign SSA values (Caffe's blob versioning)."""
+    current: dict[str, str] = {}        # blob name -> current value name
+    producer: dict[str, Layer] = {}      # blob name -> last writer
+    later: dict[str, Layer] = {}
+    for l in layers:
+        for t in l.tops:
+            later.setdefault(t, l)
+    for i, l in enumerate(layers):
+        spec = reg[l.type]
+        _check_count(l, "bottom", len(l.bottoms), spec.bottoms)
+        _check_count(l, "top", len(l.tops), spec.tops)
+        l.bottom_values = []
+        for j, b in enumerate(l.bottoms):
+            if b not in current:
+                raise _unknown_bottom(l, j, b, layers, i, current)
+            l.bottom_values.append(current[b])
+        l.top_values, l.in_place = [], []
+        for j, t in enumerate(l.tops):
+            in_place = j < len(l.bottoms) and l.bottoms[j] == t
+            if t in current and not in_place:
+                prev = producer[t]
+                where = f"line {prev.span.line}" if prev.span else "earlier"
+                raise GraphError(
+                    f"top '{t}' is already produced by layer '{prev.name}' ({where}); a layer may "
+                    f"only reuse a blob name in place (top {j} == bottom {j})",
+                    span=l.params.span_of("top") or l.span, layer=l.name, layer_type=l.type)
+            if in_place and not spec.in_place:
+                raise GraphError(f"{l.type} cannot run in place (top '{t}' == bottom '{t}'): "
+                                 "give its top a name of its own", span=l.params.span_of("top") or l.span,
+                                 layer=l.name, layer_type=l.type)
+            value = t if t not in current else f"{t}@{l.name}"
+            if in_place and t in current:
+                value = f"{t}@{l.name}"
+            current[t] = value
+            producer[t] = l
+            l.top_values.append(value)
+            l.in_place.append(in_place)
+
+
+def _check_count(l: Layer, what: str, n: int, bounds) -> None:
+    lo, hi = bounds
+    if n >= lo and (hi is None or n <= hi):
+        return
+    if hi == lo:
+        need = f"exactly {lo}"
+    elif hi is None:
+        need = f"at least {lo}"
+    else:
+        need = f"{lo} to {hi}"
+    raise GraphError(f"{l.type} takes {need} {what}{'s' if hi != 1 else ''}, got {n}",
+                     span=l.params.span_of(what) or l.span, layer=l.name, layer_type=l.type)
+
+
+def _unknown_bottom(l: Layer, j: int, b: str, layers: list, i: int, current: dict) -> GraphError:
+    span = l.params.span_of("bottom") or l.span
+    later = [m for m in layers[i + 1:] if b in m.tops]
+    if later:
+        m = later[0]
+        # does the later producer depend (transitively) on this layer's tops?
+        reach = set(l.tops)
+        for k in layers[i + 1:]:
+            if reach & set(k.bottoms):
+                if k is m:
+                    return GraphError(
+                        f"bottom '{b}' comes from layer '{m.name}' (line {m.span.line}), which itself "
+                        f"depends on this layer's output: the net has a cycle", span=span,
+                        layer=l.name, layer_type=l.type)
+                reach |= set(k.tops)
+        return GraphError(f"bottom '{b}' is produced only later, by layer '{m.name}' (line "
+                          f"{m.span.line}); Caffe runs layers in file order, so a bottom must "
+                          f"come from an earlier layer", span=span, layer=l.name, layer_type=l.type)
+    close = difflib.get_close_matches(b, list(current), n=2, cutoff=0.6)
+    hint = ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else None
+    return GraphError(f"bottom '{b}' (bottom {j}) is not produced by any layer before this one "
+                      f"(and is not a net input)", span=span, layer=l.name, layer_type=l.type,
+                      hint=hint)

@@ -1,0 +1,451 @@
+"""The Caffe schema (grammars/caffe.proto) and typed messages bound to it.
+
+`grammars/caffe.proto` is written by us in a proto2 subset: messages (flat), enums (top level or
+inside a message), fields `optional|repeated|required TYPE NAME = NUMBER [default = V, packed = true,
+fork = "..."]`. `bind()` gives a parsed text tree its types: every field checked against the
+schema, every value converted, presence kept (Caffe decides on `has_xxx()` in many places).
+Unknown fields are collected for the whole file, so one error lists them all.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .errors import MultiError, SchemaError, Span
+from .resources import grammar_path
+from .textformat import Entry, Scalar, TextList, TextMessage
+
+SCALARS = {"double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32",
+           "fixed64", "sfixed32", "sfixed64", "bool", "string", "bytes"}
+_INT_RANGE = {
+    "int32": (-2**31, 2**31 - 1), "sint32": (-2**31, 2**31 - 1), "sfixed32": (-2**31, 2**31 - 1),
+    "int64": (-2**63, 2**63 - 1), "sint64": (-2**63, 2**63 - 1), "sfixed64": (-2**63, 2**63 - 1),
+    "uint32": (0, 2**32 - 1), "fixed32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1), "fixed64": (0, 2**64 - 1),
+}
+
+
+@dataclass
+class EnumType:
+    name: str
+    values: dict            # name -> number (first definition wins for lookups by number)
+    forks: dict             # name -> fork note, for values that exist only in a fork
+
+    def name_of(self, number: int) -> str | None:
+        for k, v in self.values.items():
+            if v == number:
+                return k
+        return None
+
+
+@dataclass
+class FieldDef:
+    name: str
+    number: int
+    label: str              # optional | repeated | required
+    type: str               # scalar type name, enum name or message name
+    default: object = None  # converted python value, or None
+    packed: bool = False
+    fork: str | None = None
+    kind: str = ""          # 'scalar' | 'enum' | 'message' (resolved after loading)
+
+    @property
+    def repeated(self) -> bool:
+        return self.label == "repeated"
+
+
+@dataclass
+class MessageType:
+    name: str
+    fields: dict = field(default_factory=dict)      # name -> FieldDef
+    enums: dict = field(default_factory=dict)       # nested enums, name -> EnumType
+
+
+class Schema:
+    def __init__(self, messages: dict, enums: dict):
+        self.messages = messages
+        self.enums = enums      # every enum, nested ones included, by simple name
+
+    def message(self, name: str) -> MessageType:
+        return self.messages[name]
+
+
+_TOKEN = re.compile(r'\s+|//[^\n]*|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_.]*|-?[0-9][0-9.eExX+-]*|[{}\[\];=,]')
+
+
+def _tokens(text: str):
+    pos = 0
+    line = 1
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise ValueError(f"caffe.proto:{line}: cannot read {text[pos:pos + 20]!r}")
+        tok = m.group(0)
+        if not (tok.isspace() or tok.startswith("//")):
+            yield tok, line
+        line += tok.count("\n")
+        pos = m.end()
+
+
+def _literal(tok: str):
+    if tok.startswith('"'):
+        return tok[1:-1]
+    if tok in ("true", "false"):
+        return tok == "true"
+    try:
+        return int(tok, 0)
+    except ValueError:
+        pass
+    try:
+        return float(tok)
+    except ValueError:
+        return tok       # an enum identifier, resolved later
+
+
+def load_schema_text(text: str) -> Schema:
+    toks = list(_tokens(text))
+    i = 0
+    messages: dict[str, MessageType] = {}
+    enums: dict[str, EnumType] = {}
+
+    def expect(want):
+        nonlocal i
+        tok, line = toks[i]
+        if tok != want:
+            raise ValueError(f"caffe.proto:{line}: expected {want!r}, got {tok!r}")
+        i += 1
+
+    def parse_options():
+        nonlocal i
+        opts = {}
+        if toks[i][0] != "[":
+            return opts
+        i += 1
+        while True:
+            key = toks[i][0]
+            expect_eq = toks[i + 1][0]
+            if expect_eq != "=":
+                raise ValueError(f"caffe.proto:{toks[i][1]}: bad option")
+            opts[key] = _literal(toks[i + 2][0])
+            i += 3
+            if toks[i][0] == ",":
+                i += 1
+                continue
+            expect("]")
+            return opts
+
+    def parse_enum() -> EnumType:
+        nonlocal i
+        name = toks[i][0]
+        i += 1
+        expect("{")
+        values, forks = {}, {}
+        while toks[i][0] != "}":
+            vname = toks[i][0]
+            i += 1
+            expect("=")
+            num = int(toks[i][0], 0)
+            i += 1
+            opts = parse_options()
+            expect(";")
+            values.setdefault(vname, num)
+            if "fork" in opts:
+                forks[vname] = opts["fork"]
+        i += 1
+        e = EnumType(name, values, forks)
+        enums.setdefault(name, e)
+        return e
+
+    while i < len(toks):
+        tok, line = toks[i]
+        if tok in ("syntax", "package"):
+            while toks[i][0] != ";":
+                i += 1
+            i += 1
+        elif tok == "enum":
+            i += 1
+            parse_enum()
+        elif tok == "message":
+            i += 1
+            msg = MessageType(toks[i][0])
+            i += 1
+            expect("{")
+            while toks[i][0] != "}":
+                if toks[i][0] == "enum":
+                    i += 1
+                    e = parse_enum()
+                    msg.enums[e.name] = e
+                    continue
+                label, ftype, fname = toks[i][0], toks[i + 1][0], toks[i + 2][0]
+                if label not in ("optional", "repeated", "required"):
+                    raise ValueError(f"caffe.proto:{toks[i][1]}: expected a field, got {label!r}")
+                i += 3
+                expect("=")
+                number = int(toks[i][0])
+                i += 1
+                opts = parse_options()
+                expect(";")
+                msg.fields[fname] = FieldDef(fname, number, label, ftype, opts.get("default"),
+                                             bool(opts.get("packed", False)), opts.get("fork"))
+            i += 1
+            messages[msg.name] = msg
+        else:
+            raise ValueError(f"caffe.proto:{line}: unexpected {tok!r}")
+
+    for msg in messages.values():
+        for f in msg.fields.values():
+            if f.type in SCALARS:
+                f.kind = "scalar"
+                if f.default is not None and f.type in ("float", "double"):
+                    f.default = float(f.default)
+            elif f.type in msg.enums or f.type in enums:
+                f.kind = "enum"
+            elif f.type in messages:
+                f.kind = "message"
+            else:
+                raise ValueError(f"caffe.proto: {msg.name}.{f.name}: unknown type {f.type!r}")
+    return Schema(messages, enums)
+
+
+@lru_cache(maxsize=1)
+def caffe_schema() -> Schema:
+    with open(grammar_path("caffe.proto"), encoding="utf-8") as f:
+        return load_schema_text(f.read())
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed messages
+
+class Msg:
+    """A message bound to the schema. `m.get(name)` returns the value or the schema default;
+    `m.has(name)` tells presence; repeated fields give lists. Spans are kept per field."""
+
+    __slots__ = ("type", "values", "spans", "span", "schema")
+
+    def __init__(self, type: MessageType, schema: Schema, span: Span | None = None):
+        self.type = type
+        self.schema = schema
+        self.values: dict[str, object] = {}   # name -> value (list for repeated)
+        self.spans: dict[str, Span] = {}      # name -> span of the first occurrence
+        self.span = span
+
+    def has(self, name: str) -> bool:
+        self._check(name)
+        return name in self.values
+
+    def get(self, name: str, default=None):
+        f = self._check(name)
+        if name in self.values:
+            return self.values[name]
+        if f.repeated:
+            return []
+        if f.kind == "message":
+            return Msg(self.schema.message(f.type), self.schema, self.span)
+        if default is not None:
+            return default
+        if f.default is not None:
+            if f.kind == "enum":
+                return f.default
+            return f.default
+        return _zero(f)
+
+    def span_of(self, name: str) -> Span | None:
+        return self.spans.get(name, self.span)
+
+    def set(self, name: str, value, span: Span | None = None):
+        self._check(name)
+        self.values[name] = value
+        if span is not None:
+            self.spans.setdefault(name, span)
+
+    def clear(self, name: str):
+        self.values.pop(name, None)
+
+    def _check(self, name: str) -> FieldDef:
+        try:
+            return self.type.fields[name]
+        except KeyError:
+            raise KeyError(f"{self.type.name} has no field {name!r}") from None
+
+    def fields(self):
+        return self.values.items()
+
+    def __repr__(self):
+        return f"<{self.type.name} {self.values}>"
+
+
+def _zero(f: FieldDef):
+    if f.kind == "enum":
+        return None
+    t = f.type
+    if t == "bool":
+        return False
+    if t in ("string", "bytes"):
+        return ""
+    if t in ("float", "double"):
+        return 0.0
+    return 0
+
+
+_BOOL_WORDS = {"true": True, "True": True, "t": True, "false": False, "False": False, "f": False}
+
+
+def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: list, path: str):
+    """Convert one text value for field f; returns the value, or None after recording an error."""
+    if f.kind == "message":
+        if not isinstance(v, TextMessage):
+            errors.append(SchemaError(f"field '{path}' is a message ({f.type}): write {f.name} {{ ... }}",
+                                      span=v.span))
+            return None
+        return bind_message(v, schema.message(f.type), schema, errors, path)
+    if isinstance(v, TextMessage):
+        errors.append(SchemaError(f"field '{path}' takes a {f.type} value, not a {{ }} block", span=v.span))
+        return None
+    s: Scalar = v
+    if f.kind == "enum":
+        enum = enclosing.enums.get(f.type) or schema.enums[f.type]
+        if s.kind == "name" and s.value in enum.values:
+            return s.value
+        if s.kind == "int":
+            name = enum.name_of(s.value)
+            if name is not None:
+                return name
+        allowed = ", ".join(enum.values)
+        errors.append(SchemaError(f"field '{path}' has no value {s.text}; allowed values of "
+                                  f"{f.type}: {allowed}", span=s.span,
+                                  hint=_did_you_mean(str(s.value), enum.values)))
+        return None
+    t = f.type
+    if t == "bool":
+        if s.kind == "name" and s.value in _BOOL_WORDS:
+            return _BOOL_WORDS[s.value]
+        if s.kind == "int" and s.value in (0, 1):
+            return bool(s.value)
+        errors.append(SchemaError(f"field '{path}' is a bool: expected true or false, got {s.text}",
+                                  span=s.span))
+        return None
+    if t in ("string", "bytes"):
+        if s.kind == "string":
+            return s.value
+        errors.append(SchemaError(f"field '{path}' is a string: expected a quoted value, got {s.text}",
+                                  span=s.span, hint=f'write {f.name}: "{s.text}"'))
+        return None
+    if t in ("float", "double"):
+        if s.kind in ("int", "float"):
+            return float(s.value)
+        if s.kind == "name" and s.value.lower() in ("inf", "infinity", "nan"):
+            return float(s.value.lower().replace("infinity", "inf"))
+        errors.append(SchemaError(f"field '{path}' is a {t}: expected a number, got {s.text}", span=s.span))
+        return None
+    lo, hi = _INT_RANGE[t]
+    if s.kind == "int" and lo <= s.value <= hi:
+        return s.value
+    if s.kind == "float" and not math.isnan(s.value) and float(s.value).is_integer() and "." not in s.text \
+            and "e" in s.text.lower() and lo <= int(s.value) <= hi:
+        return int(s.value)
+    what = "a non-negative integer" if lo == 0 else "an integer"
+    if s.kind == "int":
+        errors.append(SchemaError(f"field '{path}' is {t}: {s.text} is out of range [{lo}, {hi}]", span=s.span))
+    else:
+        errors.append(SchemaError(f"field '{path}' is {t}: expected {what}, got {s.text}", span=s.span))
+    return None
+
+
+def _did_you_mean(word: str, choices) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+_LAYER_MESSAGES = ("LayerParameter", "V1LayerParameter", "V0LayerParameter")
+
+
+def _layer_name_type(node) -> tuple[str | None, str | None]:
+    name = type_ = None
+    if isinstance(node, TextMessage):
+        for e in node.entries:
+            if isinstance(e.value, Scalar) and e.name == "name" and name is None:
+                name = str(e.value.value)
+            elif isinstance(e.value, Scalar) and e.name == "type" and type_ is None:
+                type_ = str(e.value.value)
+    return name, type_
+
+
+def _inside(span: Span | None, node) -> bool:
+    """Is span inside the braces of node? (Entries are in file order; good enough to compare
+    with the node's first and last entries.)"""
+    if span is None or not isinstance(node, TextMessage) or node.span is None:
+        return False
+    end = _last_span(node)
+    return (node.span.line, node.span.col) <= (span.line, span.col) <= (end.line, end.col + 10**6)
+
+
+def _last_span(node) -> Span:
+    last = node.span
+    while isinstance(node, TextMessage) and node.entries:
+        e = node.entries[-1]
+        last = e.span
+        v = e.value
+        node = v.items[-1] if isinstance(v, TextList) and v.items else v
+        if isinstance(node, Scalar):
+            last = node.span
+    return last
+
+
+def bind_message(node: TextMessage, mtype: MessageType, schema: Schema, errors: list,
+                 path: str = "") -> Msg:
+    msg = Msg(mtype, schema, node.span)
+    for e in node.entries:
+        e: Entry
+        f = mtype.fields.get(e.name)
+        fpath = f"{path}.{e.name}" if path else e.name
+        if f is None:
+            where = f"{path} ({mtype.name})" if path else mtype.name
+            errors.append(SchemaError(f"unknown field '{e.name}' in {where}",
+                                      span=e.span, hint=_did_you_mean(e.name, mtype.fields)))
+            continue
+        items = e.value.items if isinstance(e.value, TextList) else [e.value]
+        if isinstance(e.value, TextList) and not f.repeated:
+            errors.append(SchemaError(f"field '{fpath}' takes one value, not a [list]", span=e.span))
+            continue
+        if f.kind == "message" and f.type in _LAYER_MESSAGES:
+            fpath = ""       # errors inside a layer are located by the layer, not by a path
+        first = len(errors)
+        converted = [_convert(f, v, schema, mtype, errors, fpath) for v in items]
+        if f.type in _LAYER_MESSAGES:
+            for v in items:
+                name, type_ = _layer_name_type(v)
+                for err in errors[first:]:
+                    if err.layer is None and _inside(err.span, v):
+                        err.layer, err.layer_type = name, type_
+        if f.repeated:
+            msg.values.setdefault(e.name, []).extend(converted)
+            msg.spans.setdefault(e.name, e.span)
+        else:
+            if e.name in msg.values:
+                errors.append(SchemaError(
+                    f"field '{fpath}' is not repeated but is given twice "
+                    f"(first at line {msg.spans[e.name].line})", span=e.span))
+                continue
+            msg.values[e.name] = converted[0]
+            msg.spans[e.name] = e.span
+    return msg
+
+
+def bind(node: TextMessage, message: str, schema: Schema | None = None) -> Msg:
+    """Bind a whole parsed file to `message` (e.g. NetParameter); raise one error listing
+    every unknown field and bad value of the file."""
+    schema = schema or caffe_schema()
+    errors: list = []
+    msg = bind_message(node, schema.message(message), schema, errors)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        unknown = sum("unknown field" in e.message for e in errors)
+        summary = f"{len(errors)} schema errors" + (f" ({unknown} unknown fields)" if unknown else "") + ":"
+        raise MultiError(errors, summary)
+    return msg
