@@ -369,7 +369,7 @@ def _build_net(params: Msg, file: str, text: str, phase: str, level: int, stages
 
     from .layers import registry
     reg = registry()
-    layers, dropped = [], []
+    layers, dropped, dropped_layers = [], [], []
     for lp in raw_layers:
         name, type_ = lp.get("name"), lp.get("type")
         span = lp.span
@@ -378,12 +378,13 @@ def _build_net(params: Msg, file: str, text: str, phase: str, level: int, stages
         keep, why = _kept(lp, phase, level, stages)
         if not keep:
             dropped.append((name, type_, why))
+            dropped_layers.append((lp, why))
             continue
         layer_phase = lp.get("phase") if lp.has("phase") else phase
         layers.append(Layer(name, type_, list(lp.get("bottom")), list(lp.get("top")), lp, span,
                             layer_phase, format=fmt))
     _check_types(layers, reg, file)
-    _wire(layers, reg)
+    _wire(layers, reg, dropped_layers)
     return Net(params.get("name"), layers, file, text, phase, dropped, fmt, params)
 
 
@@ -408,9 +409,10 @@ def _check_types(layers: list, reg: dict, file: str) -> None:
     raise MultiError(errors, f"{len(errors)} layers of unknown types: {listing}")
 
 
-def _wire(layers: list, reg: dict) -> None:
+def _wire(layers: list, reg: dict, dropped: list = ()) -> None:
     """Check bottom/top counts and producers; assign SSA values (Caffe's blob versioning)."""
     current: dict[str, str] = {}        # blob name -> current value name
+    used: set = set()
     producer: dict[str, Layer] = {}      # blob name -> last writer
     later: dict[str, Layer] = {}
     for l in layers:
@@ -418,12 +420,15 @@ def _wire(layers: list, reg: dict) -> None:
             later.setdefault(t, l)
     for i, l in enumerate(layers):
         spec = reg[l.type]
+        if spec.auto_tops and len(l.tops) < spec.tops[0]:
+            # net.cpp: layers with AutoTopBlobs() get anonymous tops up to their minimum.
+            l.tops = l.tops + ["(automatic)"] * (spec.tops[0] - len(l.tops))
         _check_count(l, "bottom", len(l.bottoms), spec.bottoms)
         _check_count(l, "top", len(l.tops), spec.tops)
         l.bottom_values = []
         for j, b in enumerate(l.bottoms):
             if b not in current:
-                raise _unknown_bottom(l, j, b, layers, i, current)
+                raise _unknown_bottom(l, j, b, layers, i, current, dropped)
             l.bottom_values.append(current[b])
         l.top_values, l.in_place = [], []
         for j, t in enumerate(l.tops):
@@ -439,9 +444,14 @@ def _wire(layers: list, reg: dict) -> None:
                 raise GraphError(f"{l.type} cannot run in place (top '{t}' == bottom '{t}'): "
                                  "give its top a name of its own", span=l.params.span_of("top") or l.span,
                                  layer=l.name, layer_type=l.type)
+            if t == "(automatic)":
+                l.top_values.append(f"(automatic)@{l.name}")
+                l.in_place.append(False)
+                continue
             value = t if t not in current else f"{t}@{l.name}"
-            if in_place and t in current:
-                value = f"{t}@{l.name}"
+            while value in used:
+                value += "'"
+            used.add(value)
             current[t] = value
             producer[t] = l
             l.top_values.append(value)
@@ -462,8 +472,17 @@ def _check_count(l: Layer, what: str, n: int, bounds) -> None:
                      span=l.params.span_of(what) or l.span, layer=l.name, layer_type=l.type)
 
 
-def _unknown_bottom(l: Layer, j: int, b: str, layers: list, i: int, current: dict) -> GraphError:
+def _unknown_bottom(l: Layer, j: int, b: str, layers: list, i: int, current: dict,
+                    dropped=()) -> GraphError:
     span = l.params.span_of("bottom") or l.span
+    for lp, why in dropped:
+        if b in lp.get("top"):
+            rules = "include" if lp.get("include") else "exclude"
+            return GraphError(
+                f"bottom '{b}' comes only from layer '{lp.get('name')}' (line {lp.span.line}), which "
+                f"is {why} (its {rules} rules); Caffe would stop here too",
+                span=span, layer=l.name, layer_type=l.type,
+                hint="choose the state with --phase, --stage or --level, or give the net an Input layer")
     later = [m for m in layers[i + 1:] if b in m.tops]
     if later:
         m = later[0]

@@ -24,6 +24,7 @@ class LayerSpec:
     tops: tuple = (1, 1)                 # (min, max) top count
     in_place: bool = True                # may a top reuse its bottom's name
     source: bool = False                 # a data layer: its tops are net inputs (--input overrides)
+    auto_tops: bool = False              # Caffe adds unnamed tops up to the minimum (loss layers)
     inference: bool = True               # False: no meaning at inference (losses, Accuracy, Silence...)
     lower: Callable | None = None        # (ctx) -> Lowered, see protoseg.compile
     weights: Callable | None = None      # (ctx, blobs: list[ndarray]) -> {state_dict key: ndarray}

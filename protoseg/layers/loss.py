@@ -53,7 +53,7 @@ def detection_evaluate_shape(ctx, bottoms):
 
 def _loss(type_, param=None, bottoms=(2, 2), tops=(1, 1), shape=loss_shape):
     return LayerSpec(type_, shape, param=param, bottoms=bottoms, tops=tops, inference=False,
-                     in_place=False)
+                     in_place=False, auto_tops=type_.endswith("Loss"))
 
 
 SPECS = [
