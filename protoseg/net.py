@@ -337,11 +337,13 @@ def load_net(source: str, *, phase: str = "TEST", level: int = 0, stages=(), tex
     else:
         file = file or "<string>"
         tree = parse_text(text, file)
-    params = bind(tree, "NetParameter")
     try:
+        params = bind(tree, "NetParameter")
         return _build_net(params, file, text, phase.upper(), level, set(stages))
     except ProtosegError as e:
-        raise e.locate(text=None if file != "<string>" else text)
+        for err in [e, *getattr(e, "errors", [])]:
+            err.locate(text=text)       # show source lines from the text we parsed
+        raise
 
 
 def _build_net(params: Msg, file: str, text: str, phase: str, level: int, stages: set) -> Net:
@@ -400,7 +402,7 @@ def _check_types(layers: list, reg: dict, file: str) -> None:
         hint = difflib.get_close_matches(t, list(reg), n=2, cutoff=0.7)
         for l in ls:
             errors.append(UnsupportedLayerError(
-                f"unknown layer type '{t}'", span=l.span, layer=l.name, layer_type=t,
+                f"unknown layer type '{t}'", span=l.params.span_of("type") or l.span, layer=l.name, layer_type=t,
                 hint=("did you mean " + " or ".join(f"'{h}'" for h in hint) + "?") if hint else None))
     if len(errors) == 1:
         raise errors[0]

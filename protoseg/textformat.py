@@ -161,7 +161,7 @@ def _cache_file() -> str | bool:
 
 _TOKEN_WORDS = {
     "NAME": "a field name", "COLON": "':'", "LBRACE": "'{'", "RBRACE": "'}'", "LANGLE": "'<'",
-    "RANGLE": "'>'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "_SEP": "',' or ';'",
+    "RANGLE": "'>'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMICOLON": "';'",
     "NUMBER": "a number", "STRING": "a quoted string", "MINUS": "'-'", "$END": "end of file",
 }
 
@@ -199,12 +199,14 @@ def parse_text(text: str, file: str = "<string>") -> TextMessage:
         tree = parser.parse(text)
         return _build(tree, builder)
     except UnexpectedCharacters as e:
-        raise _char_error(e, text, file) from None
+        raise _char_error(e, text, file).locate(text=text) from None
     except (UnexpectedToken, UnexpectedEOF) as e:
-        raise _token_error(e, text, file) from None
+        raise _token_error(e, text, file).locate(text=text) from None
+    except PrototxtSyntaxError as e:
+        raise e.locate(text=text) from None
     except VisitError as e:
         if isinstance(e.orig_exc, PrototxtSyntaxError):
-            raise e.orig_exc.locate(text=None) from None
+            raise e.orig_exc.locate(text=text) from None
         raise
 
 
