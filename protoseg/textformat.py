@@ -143,8 +143,8 @@ def _lark():
                 cache=_cache_file())
 
 
-def _cache_file() -> str | bool:
-    """Lark can cache the compiled grammar; keep it beside the user's other caches."""
+def cache_dir() -> str | None:
+    """A writable folder for protoseg's caches (compiled grammar, schema), or None."""
     import os
     import tempfile
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -152,11 +152,20 @@ def _cache_file() -> str | bool:
         try:
             os.makedirs(d, exist_ok=True)
             if os.access(d, os.W_OK):
-                from . import __version__
-                return os.path.join(d, f"prototxt-lark-{__version__}.cache")
+                return d
         except OSError:
             continue
-    return False
+    return None
+
+
+def _cache_file() -> str | bool:
+    """Lark can cache the compiled grammar (it keys the cache by the grammar's own hash)."""
+    import os
+    d = cache_dir()
+    if d is None:
+        return False
+    from . import __version__
+    return os.path.join(d, f"prototxt-lark-{__version__}.cache")
 
 
 _TOKEN_WORDS = {

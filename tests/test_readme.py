@@ -1,0 +1,42 @@
+"""The README's examples are run: every `$ protoseg ...` line of its console blocks, and every
+python block."""
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```(console|python)\n(.*?)```", README, re.S)
+COMMANDS = [line[2:] for kind, body in BLOCKS if kind == "console" for line in body.splitlines()
+            if line.startswith("$ protoseg ")]
+PYTHON = [body for kind, body in BLOCKS if kind == "python"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_readme_command(command, tmp_path):
+    argv = shlex.split(command)
+    r = subprocess.run([sys.executable, "-m", "protoseg", *argv[1:]], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+
+
+@pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])
+def test_readme_python(code, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {})
+
+
+def test_readme_has_the_two_setup_commands():
+    setup = README.split("## Set up", 1)[1].split("```console\n", 1)[1].split("```", 1)[0]
+    lines = [l for l in setup.splitlines() if l.startswith("$ ")]
+    assert len(lines) == 2
+    assert "protoseg shapes prototxts/fcn8s.prototxt" in lines[0]
+    assert lines[1] == "$ python -m pytest -q"
+    assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text()
