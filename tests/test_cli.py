@@ -80,7 +80,7 @@ def test_explain_reports_the_clip_rule(capsys, tmp_path):
     code, out, _ = run(capsys, "shapes", str(p), "--explain")
     assert code == 0
     # ceil((6 + 2 - 2) / 2) + 1 = 4; (4 - 1)*2 = 6 < 6 + 1: the clip rule does not fire
-    assert "H: ceil((6 + 2*1 - 2) / 2) + 1 = ceil(3) + 1 = 4; clip rule checked (pad > 0), did not fire" in out
+    assert "H: ceil((6 + 2*1 - 2) / 2) + 1 = ceil(3) + 1 = 4; clip rule checked (the layer has padding), did not fire" in out
 
 
 def test_markdown(capsys):

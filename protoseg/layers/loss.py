@@ -17,6 +17,9 @@ def loss_shape(ctx, bottoms):
 
 def softmax_loss_shape(ctx, bottoms):
     scores, labels = bottoms[0], bottoms[1]
+    if scores[:1] != labels[:1]:        # LossLayer::Reshape
+        ctx.fail(f"the data {tuple(scores)} and label {tuple(labels)} bottoms must have the same "
+                 f"first axis (batch)")
     sp = ctx.params.get("softmax_param")
     a = canonical_axis(sp.get("axis"), len(scores))
     outer, inner = count(scores[:a]), count(scores[a + 1:])

@@ -58,19 +58,20 @@ def pool_geometry(ctx, bottom) -> dict:
                 global_pooling=p.get("global_pooling"))
 
 
-def pooled_size(size: int, k: int, s: int, p: int, ceil: bool) -> tuple[int, str]:
-    """Caffe's output size along one axis, and the arithmetic in words."""
+def pooled_size(size: int, k: int, s: int, p: int, ceil: bool, clip: bool) -> tuple[int, str]:
+    """Caffe's output size along one axis, and the arithmetic in words. `clip`: the layer has
+    any padding (pooling_layer.cpp tests `pad_h_ || pad_w_` and then clips both axes)."""
     q = f32_div(size + 2 * p - k, s)
     rounded = math.ceil(q) if ceil else math.floor(q)
     out = int(rounded) + 1
     how = "ceil" if ceil else "floor"
     text = f"{how}(({size} + 2*{p} - {k}) / {s}) + 1 = {how}({q:g}) + 1 = {out}"
-    if p > 0:
+    if clip:
         if (out - 1) * s >= size + p:
             text += f"; clip rule fired: ({out} - 1)*{s} >= {size} + {p}, so {out - 1}"
             out -= 1
         else:
-            text += "; clip rule checked (pad > 0), did not fire"
+            text += "; clip rule checked (the layer has padding), did not fire"
     else:
         text += "; no clip rule (pad 0)"
     return out, text
@@ -86,11 +87,58 @@ def pool_shape(ctx, bottoms):
         return [(b[0], b[1], 1, 1)] * len(ctx.layer.tops)
     out = [b[0], b[1]]
     for i, axis in enumerate(("H", "W")):
-        o, text = pooled_size(b[2 + i], g["kernel"][i], g["stride"][i], g["pad"][i], g["ceil"])
+        o, text = pooled_size(b[2 + i], g["kernel"][i], g["stride"][i], g["pad"][i], g["ceil"],
+                              clip=any(g["pad"]))
         ctx.note(f"{axis}: {text}")
         out.append(o)
     return [tuple(out)] * len(ctx.layer.tops)
 
 
+def _torch_pooled_size(size: int, k: int, s: int, p: int, ceil: bool) -> int:
+    """torch's MaxPool2d/AvgPool2d output size (ATen pooling_output_shape): in ceil mode the
+    last window is dropped when it starts past in + pad, whatever the padding."""
+    num = size + 2 * p - k + (s - 1 if ceil else 0)
+    out = num // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
 
-SPECS = [LayerSpec("Pooling", pool_shape, param="pooling_param", tops=(1, 2), in_place=False)]
+
+def pool_lower(ctx):
+    """nn.MaxPool2d / nn.AvgPool2d (count_include_pad, whose divisor is Caffe's: padding counts,
+    the ceil overhang does not) when torch gives Caffe's size for every input size: pad <=
+    kernel/2, and padding, floor mode or stride <= kernel (else torch drops a last window
+    Caffe keeps). Otherwise, and for the argmax mask top, CaffePooling. Global pooling is
+    nn.AdaptiveMaxPool2d(1) / nn.AdaptiveAvgPool2d(1). STOCHASTIC has no CPU implementation in
+    Caffe and is refused."""
+    b = ctx.bottoms[0]
+    g = pool_geometry(ctx, b)
+    pool, mask = g["pool"], len(ctx.layer.tops) == 2
+    if pool == "STOCHASTIC":
+        ctx.unsupported("STOCHASTIC pooling (Caffe samples at training and has no CPU version)")
+    if g["global_pooling"] and not mask:
+        return ctx.module("nn.AdaptiveMaxPool2d" if pool == "MAX" else "nn.AdaptiveAvgPool2d", 1)
+    kernel = [b[2], b[3]] if g["global_pooling"] else g["kernel"]
+    stride, pad, ceil = g["stride"], g["pad"], g["ceil"]
+    from .geometry import collapse
+    same = not mask and all(
+        p <= k // 2 and (not ceil or any(pad) or s <= k)
+        and _torch_pooled_size(size, k, s, p, ceil) == out
+        for size, k, s, p, out in zip(b[2:], kernel, stride, pad, ctx.tops[0][2:]))
+    if same:
+        kw = {"kernel_size": collapse(kernel), "stride": collapse(stride)}
+        if any(pad):
+            kw["padding"] = collapse(pad)
+        if ceil:
+            kw["ceil_mode"] = True
+        return ctx.module("nn.MaxPool2d" if pool == "MAX" else "nn.AvgPool2d", **kw)
+    kw = {"kernel_size": tuple(kernel), "stride": tuple(stride), "padding": tuple(pad)}
+    if not ceil:
+        kw["ceil_mode"] = False
+    if mask:
+        kw["mask"] = True
+    return ctx.module("CaffePooling", pool, **kw)
+
+
+SPECS = [LayerSpec("Pooling", pool_shape, param="pooling_param", tops=(1, 2), in_place=False,
+                   lower=pool_lower)]
