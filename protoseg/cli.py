@@ -114,6 +114,25 @@ def cmd_shapes(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from .caffemodel import format_inspect, read_caffemodel
+    print(format_inspect(read_caffemodel(args.caffemodel, progress=None if not args.quiet else False)))
+    return 0
+
+
+def cmd_port(args) -> int:
+    from .port import port
+    from .shapes import parse_input_spec
+    inputs = dict(parse_input_spec(s) for s in args.input)
+    state = port(args.caffemodel, args.prototxt, args.output, inputs=inputs, fmt=args.format,
+                 strict=not args.no_strict, phase=args.phase, progress=False if args.quiet else None)
+    n = sum(v.size for v in state.values())
+    layers = len({k.rsplit(".", 1)[0] for k in state})
+    print(f"wrote {args.output}: {len(state)} tensors of {layers} layers, {n:,} parameters "
+          f"({n * 4 / 1e6:.1f} MB float32)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="protoseg", description="Read Caffe nets without Caffe: "
                                      "shapes, PyTorch compilation and weight porting.")
@@ -124,6 +143,29 @@ def main(argv=None) -> int:
     p.add_argument("--explain", action="store_true", help="show the arithmetic of every layer")
     p.add_argument("--pretty", action="store_true", help="indent JSON output")
     p.set_defaults(func=cmd_shapes)
+
+    p = sub.add_parser("inspect", help="list a .caffemodel's layers, blob shapes, dtypes and parameter counts")
+    p.add_argument("caffemodel")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("port", help="port a .caffemodel's weights to safetensors (or a .pt state_dict) "
+                                    "for the module `protoseg compile` builds")
+    p.add_argument("caffemodel")
+    p.add_argument("--prototxt", required=True, help="the net the weights belong to")
+    p.add_argument("-o", "--output", required=True, help="output file (.safetensors, or .pt)")
+    p.add_argument("--format", choices=["safetensors", "pt"], default=None,
+                   help="default: from the output's extension, safetensors otherwise")
+    p.add_argument("--no-strict", action="store_true",
+                   help="ignore caffemodel layers the prototxt lacks and learnable layers the "
+                        "caffemodel lacks (Caffe's own behaviour); shape mismatches stay errors")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=N,C,H,W")
+    p.add_argument("--phase", default="test", choices=["test", "train"], type=str.lower)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_port)
+
+    from .cli_compile import add_compile_parser
+    add_compile_parser(sub)
 
     args = parser.parse_args(argv)
     try:

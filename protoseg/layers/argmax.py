@@ -32,4 +32,17 @@ def argmax_shape(ctx, bottoms):
     return [tuple(out)]
 
 
-SPECS = [LayerSpec("ArgMax", argmax_shape, param="argmax_param", in_place=False)]
+def argmax_lower(ctx):
+    p = ctx.p
+    kw = {}
+    if p.get("top_k") != 1:
+        kw["top_k"] = p.get("top_k")
+    if p.get("out_max_val"):
+        kw["out_max_val"] = True
+    if p.has("axis"):
+        kw["axis"] = canonical_axis(p.get("axis"), len(ctx.bottoms[0]))
+    return ctx.module("CaffeArgMax", **kw)
+
+
+SPECS = [LayerSpec("ArgMax", argmax_shape, param="argmax_param", in_place=False,
+                   lower=argmax_lower)]

@@ -11,4 +11,28 @@ def bias_shape(ctx, bottoms):
     return [bottoms[0]]
 
 
-SPECS = [LayerSpec("Bias", bias_shape, param="bias_param", bottoms=(1, 2))]
+def bias_lower(ctx):
+    """CaffeBias, broadcast as Scale's operand; initial value from a constant filler (unset: 0)."""
+    from .scale import operand
+    shape, trailing, learned = operand(ctx, "bias")
+    kw = {}
+    if trailing:
+        kw["trailing"] = trailing
+    if not learned:
+        kw["learned"] = False
+    init = ctx.constant_filler("filler", 0.0)
+    if learned and init != 0.0:
+        kw["init"] = init
+    return ctx.module("CaffeBias", shape, **kw)
+
+
+def bias_weights(ctx, blobs):
+    """One bottom: blob 0 the bias. Two bottoms: no blobs."""
+    from .scale import operand
+    shape, _, learned = operand(ctx, "bias")
+    arrays = ctx.expect_blobs(blobs, [shape] if learned else [])
+    return {"bias": arrays[0]} if learned else {}
+
+
+SPECS = [LayerSpec("Bias", bias_shape, param="bias_param", bottoms=(1, 2), lower=bias_lower,
+                   weights=bias_weights)]

@@ -33,4 +33,10 @@ def concat_shape(ctx, bottoms):
     return [tuple(out)]
 
 
-SPECS = [LayerSpec("Concat", concat_shape, param="concat_param", bottoms=(1, None), in_place=False)]
+def concat_lower(ctx):
+    a = join_axis(ctx, len(ctx.bottoms[0]), "concat_dim")
+    return ctx.module("CaffeConcat", axis=a, fresh=len(ctx.bottoms) > 1)
+
+
+SPECS = [LayerSpec("Concat", concat_shape, param="concat_param", bottoms=(1, None), in_place=False,
+                   lower=concat_lower)]

@@ -73,6 +73,45 @@ def conv_shape(ctx, bottoms):
     return [tuple(out)] * len(bottoms)
 
 
+def _conv_kwargs(ctx, g, transposed: bool) -> dict:
+    if g["axis"] != 1:
+        ctx.unsupported(f"convolution over channel axis {g['axis']}: torch's Conv layers take the "
+                        f"channels on axis 1")
+    if g["n"] > 3:
+        ctx.unsupported(f"{g['n']}-D convolution: torch has Conv1d, Conv2d and Conv3d only")
+    from .geometry import collapse
+    kw = {"kernel_size": collapse(g["kernel"])}
+    if any(s != 1 for s in g["stride"]):
+        kw["stride"] = collapse(g["stride"])
+    if any(g["pad"]):
+        kw["padding"] = collapse(g["pad"])
+    if any(d != 1 for d in g["dilation"]):
+        kw["dilation"] = collapse(g["dilation"])
+    if g["group"] != 1:
+        kw["groups"] = g["group"]
+    if not g["bias"]:
+        kw["bias"] = False
+    return kw
+
+
+def conv_lower(ctx):
+    """nn.Conv1d/2d/3d with Caffe's kernel, stride, pad, dilation (DeepLab v1 `hole`) and group.
+    Several bottoms share the weights: the module is called once per bottom."""
+    g = conv_geometry(ctx, ctx.bottoms[0])
+    kw = _conv_kwargs(ctx, g, False)
+    return ctx.module(f"nn.Conv{g['n']}d", g["channels"], g["num_output"],
+                      call="each" if len(ctx.bottoms) > 1 else "single", **kw)
+
+
+def conv_weights(ctx, blobs):
+    """Blob 0 (num_output, C/group, *kernel) = torch's Conv weight; blob 1 the bias."""
+    g = conv_geometry(ctx, ctx.bottoms[0])
+    shapes = [(g["num_output"], g["channels"] // g["group"], *g["kernel"])]
+    if g["bias"]:
+        shapes.append((g["num_output"],))
+    arrays = ctx.expect_blobs(blobs, shapes)
+    return dict(zip(("weight", "bias"), arrays))
+
 
 SPECS = [LayerSpec("Convolution", conv_shape, param="convolution_param", bottoms=(1, None),
-                   tops=(1, None), in_place=False)]
+                   tops=(1, None), in_place=False, lower=conv_lower, weights=conv_weights)]

@@ -48,4 +48,11 @@ def crop_shape(ctx, bottoms):
     return [tuple(out)]
 
 
-SPECS = [LayerSpec("Crop", crop_shape, param="crop_param", bottoms=(2, 2), in_place=False)]
+def crop_lower(ctx):
+    """CaffeCrop: a view of bottom 0, [offset, offset + size of bottom 1) on each cropped axis."""
+    a, offs = crop_window(ctx, ctx.bottoms)
+    return ctx.module("CaffeCrop", axis=a, offset=tuple(offs), fresh=False)
+
+
+SPECS = [LayerSpec("Crop", crop_shape, param="crop_param", bottoms=(2, 2), in_place=False,
+                   lower=crop_lower)]

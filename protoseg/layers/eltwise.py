@@ -21,4 +21,11 @@ def eltwise_shape(ctx, bottoms):
     return [bottoms[0]]
 
 
-SPECS = [LayerSpec("Eltwise", eltwise_shape, param="eltwise_param", bottoms=(2, None))]
+def eltwise_lower(ctx):
+    p = ctx.p
+    kw = {"coeff": list(p.get("coeff"))} if p.get("coeff") and p.get("operation") == "SUM" else {}
+    return ctx.module("CaffeEltwise", p.get("operation"), **kw)
+
+
+SPECS = [LayerSpec("Eltwise", eltwise_shape, param="eltwise_param", bottoms=(2, None),
+                   lower=eltwise_lower)]

@@ -12,4 +12,20 @@ def embed_shape(ctx, bottoms):
     return [tuple(bottoms[0]) + (p.get("num_output"),)]
 
 
-SPECS = [LayerSpec("Embed", embed_shape, param="embed_param", in_place=False)]
+def embed_lower(ctx):
+    p = ctx.p
+    kw = {} if p.get("bias_term") else {"bias": False}
+    return ctx.module("CaffeEmbed", p.get("input_dim"), p.get("num_output"), **kw)
+
+
+def embed_weights(ctx, blobs):
+    """Blob 0 the (input_dim, num_output) table, blob 1 the bias (num_output,)."""
+    p = ctx.p
+    shapes = [(p.get("input_dim"), p.get("num_output"))]
+    if p.get("bias_term"):
+        shapes.append((p.get("num_output"),))
+    return dict(zip(("weight", "bias"), ctx.expect_blobs(blobs, shapes)))
+
+
+SPECS = [LayerSpec("Embed", embed_shape, param="embed_param", in_place=False, lower=embed_lower,
+                   weights=embed_weights)]

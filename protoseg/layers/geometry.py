@@ -66,3 +66,9 @@ def f32(x: float) -> float:
 def f32_div(a: int, b: int) -> float:
     """a / b as a float32 division (double division then rounding to float32 is exact here)."""
     return f32(f32(a) / f32(b))
+
+
+def collapse(values):
+    """[3, 3] -> 3, [3, 5] -> (3, 5): the short form torch's constructors accept (lowering)."""
+    values = tuple(values)
+    return values[0] if len(set(values)) == 1 else values

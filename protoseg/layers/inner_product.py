@@ -21,4 +21,32 @@ def ip_shape(ctx, bottoms):
     return [tuple(b[:a]) + (n,)]
 
 
-SPECS = [LayerSpec("InnerProduct", ip_shape, param="inner_product_param", in_place=False)]
+def ip_lower(ctx):
+    """nn.Linear when the bottom ends at `axis` (nothing to flatten); else CaffeInnerProduct,
+    an nn.Linear that flattens the axes from `axis` on first (NCHW order)."""
+    p = ctx.p
+    b = ctx.bottoms[0]
+    a = canonical_axis(p.get("axis"), len(b))
+    kw = {} if p.get("bias_term") else {"bias": False}
+    if len(b) == a + 1:
+        return ctx.module("nn.Linear", b[a], p.get("num_output"), **kw)
+    return ctx.module("CaffeInnerProduct", count(b[a:]), p.get("num_output"), **kw, axis=a)
+
+
+def ip_weights(ctx, blobs):
+    """Blob 0 (N, K) = Linear's weight; with `transpose: true` it is stored (K, N) and
+    transposed here. Blob 1 the bias (N,)."""
+    p = ctx.p
+    b = ctx.bottoms[0]
+    n, k = p.get("num_output"), count(b[canonical_axis(p.get("axis"), len(b)):])
+    shapes = [(k, n) if p.get("transpose") else (n, k)]
+    if p.get("bias_term"):
+        shapes.append((n,))
+    arrays = ctx.expect_blobs(blobs, shapes)
+    if p.get("transpose"):
+        arrays[0] = arrays[0].T.copy()
+    return dict(zip(("weight", "bias"), arrays))
+
+
+SPECS = [LayerSpec("InnerProduct", ip_shape, param="inner_product_param", in_place=False,
+                   lower=ip_lower, weights=ip_weights)]

@@ -70,4 +70,30 @@ def interp_shape(ctx, bottoms):
     return [(b[0], b[1], h, w)]
 
 
-SPECS = [LayerSpec("Interp", interp_shape, param="interp_param", bottoms=(1, 2), in_place=False)]
+def interp_lower(ctx):
+    """CaffeInterp with the size rule chosen here (by field presence, as interp_size): it crops
+    by pad_beg/pad_end, then resizes with F.interpolate(bilinear, align_corners=True)."""
+    p = ctx.p
+    interp_size(ctx, ctx.bottoms)          # the checks
+    b, top = ctx.bottoms[0], ctx.tops[0]
+    kw = {}
+    if p.get("pad_beg"):
+        kw["pad_beg"] = p.get("pad_beg")
+    if p.get("pad_end"):
+        kw["pad_end"] = p.get("pad_end")
+    if len(ctx.bottoms) == 1:
+        has_zoom, has_shrink = p.has("zoom_factor"), p.has("shrink_factor")
+        if has_shrink and not has_zoom:
+            kw["shrink_factor"] = p.get("shrink_factor")
+        elif has_zoom and not has_shrink:
+            kw["zoom_factor"] = p.get("zoom_factor")
+        elif p.has("height") and p.has("width"):
+            kw["height"], kw["width"] = p.get("height"), p.get("width")
+        else:
+            kw["shrink_factor"], kw["zoom_factor"] = p.get("shrink_factor"), p.get("zoom_factor")
+    eff = (b[2] + p.get("pad_beg") + p.get("pad_end"), b[3] + p.get("pad_beg") + p.get("pad_end"))
+    return ctx.module("CaffeInterp", fresh=tuple(top[2:]) != eff, **kw)
+
+
+SPECS = [LayerSpec("Interp", interp_shape, param="interp_param", bottoms=(1, 2), in_place=False,
+                   lower=interp_lower)]

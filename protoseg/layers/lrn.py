@@ -15,4 +15,15 @@ def lrn_shape(ctx, bottoms):
     return [b]
 
 
-SPECS = [LayerSpec("LRN", lrn_shape, param="lrn_param")]
+def lrn_lower(ctx):
+    """ACROSS_CHANNELS is exactly nn.LocalResponseNorm(size, alpha, beta, k) (alpha divided by
+    n there too); WITHIN_CHANNEL is CaffeLRNWithinChannel (alpha / n^2, k ignored)."""
+    p = ctx.p
+    if p.get("norm_region") == "WITHIN_CHANNEL":
+        return ctx.module("CaffeLRNWithinChannel", p.get("local_size"), alpha=p.get("alpha"),
+                          beta=p.get("beta"))
+    return ctx.module("nn.LocalResponseNorm", p.get("local_size"), alpha=p.get("alpha"),
+                      beta=p.get("beta"), k=p.get("k"))
+
+
+SPECS = [LayerSpec("LRN", lrn_shape, param="lrn_param", lower=lrn_lower)]

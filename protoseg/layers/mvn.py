@@ -4,4 +4,17 @@ from __future__ import annotations
 
 from . import LayerSpec, same_shape
 
-SPECS = [LayerSpec("MVN", same_shape, param="mvn_param")]
+
+def mvn_lower(ctx):
+    p = ctx.p
+    kw = {}
+    if not p.get("normalize_variance"):
+        kw["normalize_variance"] = False
+    if p.get("across_channels"):
+        kw["across_channels"] = True
+    if p.has("eps"):
+        kw["eps"] = p.get("eps")
+    return ctx.module("CaffeMVN", **kw)
+
+
+SPECS = [LayerSpec("MVN", same_shape, param="mvn_param", lower=mvn_lower)]

@@ -11,4 +11,27 @@ def normalize_shape(ctx, bottoms):
     return [bottoms[0]]
 
 
-SPECS = [LayerSpec("Normalize", normalize_shape, param="norm_param")]
+def normalize_lower(ctx):
+    p = ctx.p
+    kw = {}
+    if not p.get("across_spatial"):
+        kw["across_spatial"] = False
+    if not p.get("channel_shared"):
+        kw["channel_shared"] = False
+    if p.get("eps") != 1e-10:
+        kw["eps"] = p.get("eps")
+    init = ctx.constant_filler("scale_filler", 1.0)
+    if init != 1.0:
+        kw["init"] = init
+    return ctx.module("CaffeNormalize", ctx.bottoms[0][1], **kw)
+
+
+def normalize_weights(ctx, blobs):
+    """Blob 0: the scale, a 0-axis scalar (channel_shared) or (C,)."""
+    shared = ctx.p.get("channel_shared")
+    (scale,) = ctx.expect_blobs(blobs, [() if shared else (ctx.bottoms[0][1],)])
+    return {"weight": scale.reshape(-1)}
+
+
+SPECS = [LayerSpec("Normalize", normalize_shape, param="norm_param", lower=normalize_lower,
+                   weights=normalize_weights)]

@@ -22,4 +22,9 @@ def permute_shape(ctx, bottoms):
     return [tuple(b[i] for i in order)]
 
 
-SPECS = [LayerSpec("Permute", permute_shape, param="permute_param", in_place=False)]
+def permute_lower(ctx):
+    return ctx.module("CaffePermute", order=permute_order(ctx, len(ctx.bottoms[0])), fresh=False)
+
+
+SPECS = [LayerSpec("Permute", permute_shape, param="permute_param", in_place=False,
+                   lower=permute_lower)]

@@ -132,7 +132,9 @@ def pool_lower(ctx):
         if ceil:
             kw["ceil_mode"] = True
         return ctx.module("nn.MaxPool2d" if pool == "MAX" else "nn.AvgPool2d", **kw)
-    kw = {"kernel_size": tuple(kernel), "stride": tuple(stride), "padding": tuple(pad)}
+    kw = {"kernel_size": collapse(kernel), "stride": collapse(stride)}
+    if any(pad):
+        kw["padding"] = collapse(pad)
     if not ceil:
         kw["ceil_mode"] = False
     if mask:

@@ -35,4 +35,31 @@ def prior_box_shape(ctx, bottoms):
     return [(1, 2, h * w * n * 4)]
 
 
-SPECS = [LayerSpec("PriorBox", prior_box_shape, param="prior_box_param", bottoms=(2, 2), in_place=False)]
+def prior_box_lower(ctx):
+    """CaffePriorBox: computed from the two bottoms' shapes only (cached per size)."""
+    p = ctx.p
+    kw = {"min_size": list(p.get("min_size"))}
+    if p.get("max_size"):
+        kw["max_size"] = list(p.get("max_size"))
+    ars = aspect_ratios(p)
+    if ars != [1.0]:
+        kw["aspect_ratio"] = ars
+    if p.get("clip"):
+        kw["clip"] = True
+    if p.get("variance"):
+        kw["variance"] = list(p.get("variance"))
+    if p.has("img_h") or p.has("img_w"):
+        kw["img_size"] = (p.get("img_h"), p.get("img_w"))
+    elif p.has("img_size"):
+        kw["img_size"] = (p.get("img_size"), p.get("img_size"))
+    if p.has("step_h") or p.has("step_w"):
+        kw["step"] = (p.get("step_h"), p.get("step_w"))
+    elif p.has("step"):
+        kw["step"] = (p.get("step"), p.get("step"))
+    if p.get("offset") != 0.5:
+        kw["offset"] = p.get("offset")
+    return ctx.module("CaffePriorBox", fresh=False, **kw)
+
+
+SPECS = [LayerSpec("PriorBox", prior_box_shape, param="prior_box_param", bottoms=(2, 2), in_place=False,
+                   lower=prior_box_lower)]

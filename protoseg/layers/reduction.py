@@ -13,4 +13,13 @@ def reduction_shape(ctx, bottoms):
     return [tuple(b[:a])]
 
 
-SPECS = [LayerSpec("Reduction", reduction_shape, param="reduction_param", in_place=False)]
+def reduction_lower(ctx):
+    p = ctx.p
+    kw = {"axis": canonical_axis(p.get("axis"), len(ctx.bottoms[0]))}
+    if p.get("coeff") != 1:
+        kw["coeff"] = p.get("coeff")
+    return ctx.module("CaffeReduction", p.get("operation"), **kw)
+
+
+SPECS = [LayerSpec("Reduction", reduction_shape, param="reduction_param", in_place=False,
+                   lower=reduction_lower)]

@@ -48,4 +48,15 @@ def reshape_shape(ctx, bottoms):
     return [tuple(out)]
 
 
-SPECS = [LayerSpec("Reshape", reshape_shape, param="reshape_param", in_place=False)]
+def reshape_lower(ctx):
+    p = ctx.p
+    kw = {}
+    if p.get("axis") != 0:
+        kw["axis"] = p.get("axis")
+    if p.get("num_axes") != -1:
+        kw["num_axes"] = p.get("num_axes")
+    return ctx.module("CaffeReshape", list(p.get("shape").get("dim")), fresh=False, **kw)
+
+
+SPECS = [LayerSpec("Reshape", reshape_shape, param="reshape_param", in_place=False,
+                   lower=reshape_lower)]

@@ -40,4 +40,45 @@ def scale_shape(ctx, bottoms):
     return [bottoms[0]]
 
 
-SPECS = [LayerSpec("Scale", scale_shape, param="scale_param", bottoms=(1, 2))]
+def operand(ctx, what: str) -> tuple[tuple, int, bool]:
+    """(shape of the scale/bias operand, number of axes of x after it, learned?)."""
+    b = ctx.bottoms[0]
+    shape = broadcast_shape(ctx, ctx.bottoms, what)
+    if len(ctx.bottoms) == 2 and len(shape) == 0:
+        return (), 0, False
+    a = canonical_axis(ctx.p.get("axis"), len(b)) if len(b) else 0
+    return shape, len(b) - a - len(shape), len(ctx.bottoms) == 1
+
+
+def scale_lower(ctx):
+    """CaffeScale: the operand reshaped to shape + (1,) * trailing, so torch's right-aligned
+    broadcasting applies it from `axis` as Caffe does. Initial values from constant fillers
+    (unset: scale 1, bias 0)."""
+    shape, trailing, learned = operand(ctx, "scale")
+    kw = {}
+    if trailing:
+        kw["trailing"] = trailing
+    if not learned:
+        kw["learned"] = False
+    if ctx.p.get("bias_term"):
+        kw["bias_term"] = True
+    init = ctx.constant_filler("filler", 1.0)
+    if learned and init != 1.0:
+        kw["init"] = init
+    bias_init = ctx.constant_filler("bias_filler", 0.0)
+    if ctx.p.get("bias_term") and bias_init != 0.0:
+        kw["bias_init"] = bias_init
+    return ctx.module("CaffeScale", shape, **kw)
+
+
+def scale_weights(ctx, blobs):
+    """One bottom: blob 0 the scale, blob 1 the bias (bias_term). Two bottoms: the scale is
+    bottom 1, and blob 0 is the bias."""
+    shape, _, learned = operand(ctx, "scale")
+    names = (["weight"] if learned else []) + (["bias"] if ctx.p.get("bias_term") else [])
+    arrays = ctx.expect_blobs(blobs, [shape] * len(names))
+    return dict(zip(names, arrays))
+
+
+SPECS = [LayerSpec("Scale", scale_shape, param="scale_param", bottoms=(1, 2), lower=scale_lower,
+                   weights=scale_weights)]

@@ -32,4 +32,14 @@ def slice_shape(ctx, bottoms):
     return [tuple(b[:a]) + (s,) + tuple(b[a + 1:]) for s in sizes]
 
 
-SPECS = [LayerSpec("Slice", slice_shape, param="slice_param", tops=(1, None), in_place=False)]
+def slice_lower(ctx):
+    """CaffeSlice: torch.tensor_split at the slice points (or into equal parts): views."""
+    a, sizes = slice_sizes(ctx, ctx.bottoms[0])
+    points = list(ctx.p.get("slice_point"))
+    if points:
+        return ctx.module("CaffeSlice", axis=a, slice_point=points, fresh=False)
+    return ctx.module("CaffeSlice", axis=a, sections=len(sizes), fresh=False)
+
+
+SPECS = [LayerSpec("Slice", slice_shape, param="slice_param", tops=(1, None), in_place=False,
+                   lower=slice_lower)]

@@ -10,4 +10,9 @@ def softmax_shape(ctx, bottoms):
     return [bottoms[0]]
 
 
-SPECS = [LayerSpec("Softmax", softmax_shape, param="softmax_param")]
+def softmax_lower(ctx):
+    """Max-subtracted exponentials normalised along the axis: nn.Softmax(dim)."""
+    return ctx.module("nn.Softmax", dim=canonical_axis(ctx.p.get("axis"), len(ctx.bottoms[0])))
+
+
+SPECS = [LayerSpec("Softmax", softmax_shape, param="softmax_param", lower=softmax_lower)]

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from . import LayerSpec, no_tops, same_shape
 
+
+def split_lower(ctx):
+    """Every top is the bottom itself: one call, no copy."""
+    return ctx.module("CaffeSplit", call="alias", fresh=False)
+
+
 SPECS = [
-    LayerSpec("Split", same_shape, tops=(1, None), in_place=False),
+    LayerSpec("Split", same_shape, tops=(1, None), in_place=False, lower=split_lower),
     LayerSpec("Silence", no_tops, bottoms=(1, None), tops=(0, 0), inference=False),
 ]

@@ -15,4 +15,9 @@ def tile_shape(ctx, bottoms):
     return [tuple(b)]
 
 
-SPECS = [LayerSpec("Tile", tile_shape, param="tile_param", in_place=False)]
+def tile_lower(ctx):
+    a = canonical_axis(ctx.p.get("axis"), len(ctx.bottoms[0]))
+    return ctx.module("CaffeTile", axis=a, tiles=ctx.p.get("tiles"))
+
+
+SPECS = [LayerSpec("Tile", tile_shape, param="tile_param", in_place=False, lower=tile_lower)]

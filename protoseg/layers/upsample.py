@@ -26,4 +26,21 @@ def upsample_shape(ctx, bottoms):
     return [(b[0], b[1], h, w)]
 
 
-SPECS = [LayerSpec("Upsample", upsample_shape, param="upsample_param", bottoms=(1, 2), in_place=False)]
+def upsample_lower(ctx):
+    """CaffeUpsample: max-unpooling with the mask of a MAX Pooling (bottom 1)."""
+    p = ctx.p
+    if len(ctx.bottoms) != 2:
+        ctx.unsupported("Upsample without a mask bottom (SegNet's layer unpools with the argmax "
+                        "top of a MAX Pooling)")
+    if p.has("upsample_h") and p.has("upsample_w"):
+        return ctx.module("CaffeUpsample", size=(p.get("upsample_h"), p.get("upsample_w")))
+    sh = p.get("scale_h") if p.has("scale_h") else p.get("scale")
+    sw = p.get("scale_w") if p.has("scale_w") else p.get("scale")
+    kw = {"scale": (sh, sw)}
+    if p.get("pad_out_h") or p.get("pad_out_w"):
+        kw["pad_out"] = (int(p.get("pad_out_h")), int(p.get("pad_out_w")))
+    return ctx.module("CaffeUpsample", **kw)
+
+
+SPECS = [LayerSpec("Upsample", upsample_shape, param="upsample_param", bottoms=(1, 2), in_place=False,
+                   lower=upsample_lower)]
