@@ -26,7 +26,9 @@ def add_compile_parser(sub) -> argparse.ArgumentParser:
                         "inferred one")
     p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
                    help="the blobs the module returns (default: the tops no layer reads)")
-    p.add_argument("--weights", metavar="CAFFEMODEL", help="load these weights (for --check)")
+    p.add_argument("--weights", metavar="CAFFEMODEL",
+                   help="with -o: also write DIR/<net>.safetensors for the module; with --check: "
+                        "run it with these weights")
     p.add_argument("--no-strict", action="store_true",
                    help="with --weights: ignore layers missing on either side (Caffe's behaviour)")
     p.set_defaults(func=cmd_compile)
@@ -38,14 +40,14 @@ def _dropped_text(dropped) -> str:
 
 
 def cmd_compile(args) -> int:
-    from .compile import build_module, check_shapes, compile_program, load_weights
+    from .compile import build_module, check_shapes, compile_program
     from .export import generate_code, write_module
     from .shapes import parse_input_spec
 
-    if args.weights and not args.check:
+    if args.weights and not (args.check or args.out_dir):
         from .errors import ProtosegError
-        raise ProtosegError("--weights is used by --check; to convert the weights for the module, "
-                            "use `protoseg port CAFFEMODEL --prototxt NET -o OUT.safetensors`")
+        raise ProtosegError("--weights goes with -o DIR (writes DIR/<net>.safetensors beside the "
+                            "module) or --check (runs the module with them)")
     inputs = dict(parse_input_spec(s) for s in args.input)
     outputs = [o.strip() for spec in args.outputs for o in spec.split(",") if o.strip()] or None
     program = compile_program(args.prototxt, inputs, outputs, phase=args.phase, level=args.level,
@@ -55,13 +57,32 @@ def cmd_compile(args) -> int:
         print(_dropped_text(program.dropped), file=info)
     if args.print_code:
         sys.stdout.write(generate_code(program))
+    state = None
+    if args.weights:        # read and check them first: a mismatch writes nothing at all
+        from .caffemodel import read_caffemodel
+        from .port import match_weights
+        state = match_weights(program, read_caffemodel(args.weights), strict=not args.no_strict)
     if args.out_dir:
         path = write_module(program, args.out_dir)
         print(f"wrote {path} (class {program.class_name})", file=info)
+        if state is not None:
+            import json
+            import os
+
+            from . import __version__
+            from .port import write_state_dict
+            weights_path = os.path.splitext(path)[0] + ".safetensors"
+            write_state_dict(state, weights_path, protect=(args.weights, args.prototxt), metadata={
+                "producer": f"protoseg {__version__}", "prototxt": os.path.basename(args.prototxt),
+                "caffemodel": os.path.basename(args.weights),
+                "caffe_layer_names": json.dumps({st.attr: st.layer.name for st in program.steps})})
+            print(f"wrote {weights_path} ({len(state)} tensors; load with "
+                  f"model.load_state_dict(safetensors.torch.load_file(...)))", file=info)
     if args.check:
         model = build_module(program)
-        if args.weights:
-            load_weights(model, program, args.weights, strict=not args.no_strict)
+        if state is not None:
+            import torch
+            model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
         checked, bad = check_shapes(model)
         if bad:
             for name, layer, want, got in bad:

@@ -261,3 +261,42 @@ def test_load_caffemodel_api(tmp_path):
 
 def test_weights_error_is_a_protoseg_error():
     assert issubclass(WeightsError, ProtosegError)
+
+
+def test_compile_weights_writes_module_and_safetensors(tmp_path, prototxt, capsys):
+    """The user flow: `protoseg compile net --weights m.caffemodel -o out/`, then the standalone
+    module (torch only) loads out/<net>.safetensors in a clean interpreter and gives the same
+    output as compile_net with the caffemodel."""
+    import subprocess
+    import sys
+
+    import torch
+
+    import protoseg
+    model_path = write_v2(tmp_path / "m.caffemodel", random_blobs())
+    out = tmp_path / "out"
+    assert main(["compile", prototxt, "--weights", model_path, "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "wrote" in text and (out / "small.py").exists() and (out / "small.safetensors").exists()
+    x = torch.randn(1, 4, 6, 6, generator=torch.Generator().manual_seed(2))
+    torch.save(x, tmp_path / "x.pt")
+    code = ("import sys, torch; sys.path.insert(0, %r); import small; "
+            "from safetensors.torch import load_file; m = small.Small(); "
+            "m.load_state_dict(load_file(%r)); m.eval(); "
+            "torch.save(m(torch.load(%r)), %r); assert 'protoseg' not in sys.modules"
+            % (str(out), str(out / "small.safetensors"), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    expected = protoseg.compile_net(prototxt, weights=model_path)(x)
+    torch.testing.assert_close(torch.load(tmp_path / "y.pt"), expected, rtol=0, atol=0)
+
+
+def test_compile_weights_mismatch_writes_nothing(tmp_path, prototxt, capsys):
+    blobs = random_blobs()
+    del blobs["conv1"]
+    out = tmp_path / "out"
+    assert main(["compile", prototxt, "--weights", write_v2(tmp_path / "m.caffemodel", blobs),
+                 "-o", str(out)]) == 2
+    assert "layer 'conv1' (Convolution): missing from m.caffemodel" in capsys.readouterr().err
+    assert not out.exists() or list(out.iterdir()) == []
