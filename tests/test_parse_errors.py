@@ -317,3 +317,43 @@ def test_input_overrides_a_declared_shape():
 def test_bind_rejects_unknown_top_level_field():
     with pytest.raises(SchemaError, match="unknown field 'layerz' in NetParameter"):
         bind(parse_text("layerz { }"), "NetParameter")
+
+
+# --- legacy formats --------------------------------------------------------------------------------
+
+def test_v0_unknown_layer_type():
+    msg = err_of(SchemaError, 'input: "data" input_dim: 1 input_dim: 1 input_dim: 4 input_dim: 4\n'
+                              'layers { layer { name: "x" type: "warp" } bottom: "data" top: "x" }\n')
+    assert "t.prototxt:2:" in msg and "layer 'x'" in msg and "unknown V0 layer type 'warp'" in msg
+    assert "known V0 types:" in msg and "conv" in msg
+
+
+def test_v0_padding_folded_into_conv():
+    net = load_net("t.prototxt", file="t.prototxt", text=(
+        'input: "data" input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8\n'
+        'layers { layer { name: "pad1" type: "padding" pad: 2 } bottom: "data" top: "pad1" }\n'
+        'layers { layer { name: "conv1" type: "conv" num_output: 4 kernelsize: 5 } bottom: "pad1" top: "conv1" }\n'))
+    assert [l.name for l in net.layers] == ["input", "conv1"]
+    assert infer_shapes(net).blobs["conv1"] == (1, 4, 8, 8)    # (8 + 2*2 - 5) + 1
+
+
+def test_v0_padding_must_feed_conv_or_pool():
+    msg = err_of(SchemaError, 'input: "data" input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8\n'
+                              'layers { layer { name: "pad1" type: "padding" pad: 2 } bottom: "data" top: "pad1" }\n'
+                              'layers { layer { name: "r" type: "relu" } bottom: "pad1" top: "r" }\n')
+    assert "padding layer may only feed a conv or pool layer" in msg and "layer 'r'" in msg
+
+
+def test_v1_unknown_enum_lists_the_allowed_types():
+    msg = err_of(SchemaError, 'layers { name: "x" type: CONVOLUTON top: "x" }\n')
+    assert "t.prototxt:1:26:" in msg and "has no value CONVOLUTON" in msg and "CONVOLUTION" in msg
+
+
+def test_v1_and_v2_layers_together():
+    msg = err_of(SchemaError, INPUT + 'layers { name: "x" type: RELU bottom: "data" top: "x" }\n')
+    assert "`layer` (current) or `layers` (legacy V1), not both" in msg
+
+
+def test_input_dim_count_must_be_four_per_input():
+    msg = err_of(SchemaError, 'input: "data" input_dim: 1 input_dim: 3 input_dim: 4\n')
+    assert "t.prototxt:1:15:" in msg and "1 inputs need 4 input_dim values (N, C, H, W each), got 3" in msg
