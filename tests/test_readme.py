@@ -1,14 +1,22 @@
-"""The README's examples are run: every `$ protoseg ...` line of its console blocks, and every
-python block."""
+"""The README's examples are run: every `$ protoseg ...` line of its console blocks and every
+python block, in a scratch folder holding our prototxts and `fcn8s-heavy-pascal.caffemodel`, an
+FCN-8s caffemodel with random weights (the published one is not downloadable here)."""
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+try:
+    from tests import opencv_helpers
+except ImportError:  # tests/ not a package
+    import opencv_helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -18,18 +26,29 @@ COMMANDS = [line[2:] for kind, body in BLOCKS if kind == "console" for line in b
 PYTHON = [body for kind, body in BLOCKS if kind == "python"]
 
 
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("readme")
+    shutil.copytree(ROOT / "prototxts", d / "prototxts")
+    if any("fcn8s-heavy-pascal.caffemodel" in c for c in COMMANDS + PYTHON):
+        opencv_helpers.write_fcn_caffemodel(d / "fcn8s-heavy-pascal.caffemodel", "fcn8s", seed=0)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
-def test_readme_command(command, tmp_path):
+def test_readme_command(command, workdir):
     argv = shlex.split(command)
-    r = subprocess.run([sys.executable, "-m", "protoseg", *argv[1:]], cwd=ROOT, capture_output=True,
-                       text=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-m", "protoseg", *argv[1:]], cwd=workdir, capture_output=True,
+                       text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])
-def test_readme_python(code, monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_readme_python(code, workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
     exec(compile(code, "README.md", "exec"), {})
 
 
