@@ -506,10 +506,13 @@ def _unsupported(problems) -> UnsupportedLayerError:
     for layer, what in problems:
         where = f"{layer.span}: " if layer.span else ""
         lines.append(f"  {where}layer '{layer.name}' ({layer.type}): {what}")
-    types = sorted({l.type for l, _ in problems})
+    # name the types at the root of each problem: a layer reading a left-out ROIPooling top is
+    # there because of ROIPooling, not because of its own type
+    causes = sorted({(re.search(r"from layer '[^']*' \((\w+)\), which is left out", w) or
+                      [None, l.type])[1] for l, w in problems})
     n = len(problems)
     err = UnsupportedLayerError(f"cannot compile {n} layer{'s' if n != 1 else ''} "
-                                f"(types: {', '.join(types)}):\n" + "\n".join(lines))
+                                f"(because of: {', '.join(causes)}):\n" + "\n".join(lines))
     err.layers = [(l.name, l.type, w) for l, w in problems]
     return err
 
