@@ -33,6 +33,9 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from protoseg import caffemodel  # noqa: E402
 
 
 # -- FCN-8s layer list: (name, type, [blob shapes]) -------------------------------------------------
@@ -67,52 +70,16 @@ def n_values(layers) -> int:
     return sum(int(np.prod(s)) for _, _, shapes in layers for s in shapes)
 
 
-# -- a minimal protobuf wire writer ------------------------------------------------------------------
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def len_header(field: int, length: int) -> bytes:
-    return varint((field << 3) | 2) + varint(length)
-
-
-def len_field(field: int, payload: bytes) -> bytes:
-    return len_header(field, len(payload)) + payload
-
-
 def write_caffemodel(path: str, layers, *, unpacked: bool = False, seed: int = 0) -> int:
-    """Write a V2 caffemodel the way Caffe orders fields (blob: data 5 before shape 7)."""
+    """The FCN-8s-shaped model with standard-normal weights, through protoseg's own writer (layer
+    by layer, so at most one layer's values are in memory)."""
     rng = np.random.default_rng(seed)
-    record = np.dtype([("tag", "u1"), ("value", "<f4")])
-    with open(path, "wb") as f:
-        f.write(len_field(1, b"FCN8s-bench"))
+
+    def filled():
         for name, type_, shapes in layers:
-            blob_parts = []   # per blob: (header bytes, data array or records, trailer bytes)
-            for shape in shapes:
-                values = rng.standard_normal(int(np.prod(shape)), dtype=np.float32)
-                shape_msg = len_field(7, len_field(1, b"".join(varint(d) for d in shape)))
-                if unpacked:
-                    recs = np.empty(values.size, record)
-                    recs["tag"] = (5 << 3) | 5
-                    recs["value"] = values
-                    data, head = recs, b""
-                else:
-                    data, head = values.astype("<f4", copy=False), len_header(5, values.nbytes)
-                body_len = len(head) + data.nbytes + len(shape_msg)
-                blob_parts.append((len_header(7, body_len) + head, data, shape_msg))
-            header = len_field(1, name.encode()) + len_field(2, type_.encode())
-            layer_len = len(header) + sum(len(h) + d.nbytes + len(t) for h, d, t in blob_parts)
-            f.write(len_header(100, layer_len) + header)
-            for h, d, t in blob_parts:
-                f.write(h)
-                f.write(memoryview(np.ascontiguousarray(d)).cast("B"))
-                f.write(t)
-    return os.path.getsize(path)
+            yield name, type_, [rng.standard_normal(int(np.prod(s)), dtype=np.float32).reshape(s)
+                                for s in shapes]
+    return caffemodel.write_caffemodel(path, filled(), name="FCN8s-bench", packed=not unpacked)
 
 
 # -- timing in fresh children ----------------------------------------------------------------------

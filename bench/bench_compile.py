@@ -64,6 +64,8 @@ REPO = os.path.dirname(HERE)
 FCN8S = os.path.join(REPO, "prototxts", "fcn8s.prototxt")
 sys.path[:0] = [REPO, HERE]
 
+from protoseg import caffemodel  # noqa: E402
+
 KINDS = ("compiled", "hand-written", "opencv")
 
 
@@ -114,38 +116,10 @@ def make_weights(seed: int = 0) -> dict:
     return out
 
 
-# -- a minimal caffemodel wire writer ----------------------------------------------------------
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _len_field(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
 def write_caffemodel(path: str, weights: dict, name: str = "fcn8s") -> None:
-    """NetParameter {1 name; 100 layer {1 name, 2 type, 7 blobs {7 shape {1 dims}, 5 data}}}."""
     types = {n: t for n, t, _ in fcn8s_blob_shapes()}
-    with open(path, "wb") as f:
-        f.write(_len_field(1, name.encode()))
-        for layer, arrays in weights.items():
-            blobs = []
-            for a in arrays:
-                dims = b"".join(_varint(int(d)) for d in a.shape)
-                shape = _len_field(7, _len_field(1, dims))
-                data = np.ascontiguousarray(a, dtype="<f4").tobytes()
-                blobs.append(_len_field(7, shape + _len_field(5, data)))
-            body = _len_field(1, layer.encode()) + _len_field(2, types[layer].encode()) + b"".join(blobs)
-            f.write(_len_field(100, body))
+    caffemodel.write_caffemodel(path, ((layer, types[layer], arrays) for layer, arrays in weights.items()),
+                                name=name)
 
 
 # -- models ------------------------------------------------------------------------------------

@@ -715,3 +715,74 @@ def format_inspect(model: CaffeModel) -> str:
     if any_legacy:
         out.append("* legacy num/channels/height/width shape")
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+def _varint(n: int) -> bytes:
+    """Base-128 varint (negative numbers as 64-bit two's complement, as protobuf does)."""
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _len_header(field: int, length: int) -> bytes:
+    return _varint((field << 3) | 2) + _varint(length)
+
+
+def _len_field(field: int, payload: bytes) -> bytes:
+    return _len_header(field, len(payload)) + payload
+
+
+_UNPACKED_FLOAT = np.dtype([("tag", "u1"), ("value", "<f4")])
+
+
+def _blob_parts(array, packed: bool) -> tuple[bytes, memoryview]:
+    """(BlobProto bytes before the data, the data bytes): shape (field 7) then data (field 5),
+    packed (one length-delimited field) or unpacked (a tag before every float, as old files)."""
+    a = np.asarray(array, dtype="<f4")      # (not ascontiguousarray: it makes 0-axis arrays 1-axis)
+    if not a.flags.c_contiguous:
+        a = a.copy(order="C")
+    dims = b"".join(_varint(int(d)) for d in a.shape)
+    shape = _len_field(7, _len_field(1, dims) if a.ndim else b"")
+    if packed:
+        data = memoryview(a.reshape(-1)).cast("B")
+        return shape + _len_header(5, data.nbytes), data
+    records = np.empty(a.size, _UNPACKED_FLOAT)
+    records["tag"] = (5 << 3) | 5           # field 5, wire type 5 (32-bit)
+    records["value"] = a.reshape(-1)
+    return shape, memoryview(records).cast("B")
+
+
+def write_caffemodel(path, layers, *, name: str = "", packed: bool = True) -> int:
+    """Write a current-format (V2) caffemodel: `layers` yields (layer name, layer type,
+    [blob arrays]); every array becomes a float32 BlobProto with `shape.dim` (a 0-axis array an
+    empty shape). `layers` may be a generator, so a caller can free each layer's arrays once
+    written. `packed=False` writes every value as its own field, as very old Caffe did. The file
+    is written to a temporary name and renamed into place. Returns its size in bytes."""
+    path = os.fspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            if name:
+                f.write(_len_field(1, name.encode()))
+            for layer_name, layer_type, blobs in layers:
+                parts = [_blob_parts(a, packed) for a in blobs]
+                fixed = _len_field(1, layer_name.encode()) + _len_field(2, layer_type.encode())
+                body = len(fixed) + sum(len(_len_header(7, len(h) + d.nbytes)) + len(h) + d.nbytes
+                                        for h, d in parts)
+                f.write(_len_header(100, body) + fixed)
+                for head, data in parts:
+                    f.write(_len_header(7, len(head) + data.nbytes) + head)
+                    f.write(data)
+            size = f.tell()
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return size

@@ -16,67 +16,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-# ---------------------------------------------------------------------------------------------
-# protobuf wire writer
-
-
-def varint(n: int) -> bytes:
-    """Base-128 varint (negative numbers as 64-bit two's complement, as protobuf does)."""
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        low = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _key(field: int, wire: int) -> bytes:
-    return varint((field << 3) | wire)
-
-
-def _len_field(field: int, payload: bytes) -> bytes:
-    return _key(field, 2) + varint(len(payload)) + payload
-
-
-def _blob_parts(array: np.ndarray) -> tuple[bytes, memoryview]:
-    """(everything of the BlobProto before its packed data, the data bytes): shape (7) then data (5)."""
-    a = np.asarray(array, dtype="<f4")         # (not ascontiguousarray: it makes 0-axis arrays 1-axis)
-    if not a.flags.c_contiguous:
-        a = a.copy(order="C")
-    dims = b"".join(varint(int(d)) for d in a.shape)
-    shape = _len_field(7, _len_field(1, dims) if a.ndim else b"")
-    data = memoryview(a).cast("B")
-    head = shape + _key(5, 2) + varint(data.nbytes)
-    return head, data
-
-
-def write_caffemodel(path, layers: Iterable[tuple[str, str, Sequence[np.ndarray]]],
-                     name: str = "") -> int:
-    """Write a V2 caffemodel: `layers` yields (layer name, layer type, [blob arrays]); every array
-    becomes a float32 BlobProto with `shape.dim` (0-axis arrays get an empty shape). The iterable
-    may be a generator, so the caller can free each layer's arrays once written. Returns the size."""
-    with open(path, "wb") as f:
-        if name:
-            f.write(_len_field(1, name.encode()))
-        for layer_name, layer_type, blobs in layers:
-            parts = []
-            for a in blobs:
-                head, data = _blob_parts(a)
-                parts.append((head, data))
-            fixed = _len_field(1, layer_name.encode()) + _len_field(2, layer_type.encode())
-            body_len = len(fixed)
-            for head, data in parts:
-                n = len(head) + data.nbytes
-                body_len += len(_key(7, 2)) + len(varint(n)) + n
-            f.write(_key(100, 2) + varint(body_len) + fixed)
-            for head, data in parts:
-                f.write(_key(7, 2) + varint(len(head) + data.nbytes) + head)
-                f.write(data)
-        return f.tell()
+# the caffemodels are written by protoseg.caffemodel.write_caffemodel (checked against protobuf's
+# own parser in tests/test_caffemodel.py)
+from protoseg.caffemodel import write_caffemodel  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------

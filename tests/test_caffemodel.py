@@ -6,6 +6,7 @@ or, for broken and unusual encodings, with raw wire bytes. Values are compared e
 from __future__ import annotations
 
 import gzip
+import os
 import pathlib
 
 import numpy as np
@@ -755,3 +756,29 @@ def test_format_inspect_v1_without_legacy_note(tmp_path):
     assert "format V1" in text and "InnerProduct" in text and "3x4" in text
     assert "legacy" not in text
     assert "1 layers (1 with blobs), 1 blobs, 12 parameters" in text
+
+
+# -- protoseg's own writer, read back by protobuf itself and by the reader -------------------------
+
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "unpacked"])
+def test_write_caffemodel_is_what_protobuf_reads(tmp_path, packed):
+    from protoseg.caffemodel import write_caffemodel
+    rng = np.random.default_rng(7)
+    layers = [("conv1", "Convolution", [rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+                                        rng.standard_normal(4).astype(np.float32)]),
+              ("relu1", "ReLU", []),
+              ("prelu", "PReLU", [np.array(0.25, np.float32)])]       # a 0-axis blob
+    path = tmp_path / "w.caffemodel"
+    size = write_caffemodel(path, iter(layers), name="tiny", packed=packed)
+    assert size == path.stat().st_size
+    msg = (pb.PACKED if packed else pb.UNPACKED).NetParameter()
+    msg.ParseFromString(path.read_bytes())
+    assert msg.name == "tiny" and [l.name for l in msg.layer] == ["conv1", "relu1", "prelu"]
+    assert [l.type for l in msg.layer] == ["Convolution", "ReLU", "PReLU"]
+    assert list(msg.layer[0].blobs[0].shape.dim) == [4, 3, 3, 3]
+    np.testing.assert_array_equal(np.array(msg.layer[0].blobs[0].data, np.float32), layers[0][2][0].ravel())
+    assert list(msg.layer[2].blobs[0].shape.dim) == [] and list(msg.layer[2].blobs[0].data) == [0.25]
+    model = read_caffemodel(str(path))
+    np.testing.assert_array_equal(model.layers[0].blobs[0].data, layers[0][2][0])
+    assert model.layers[2].blobs[0].data.shape == ()
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
