@@ -17,7 +17,6 @@ that a later layer consumes).
 """
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +32,12 @@ from protoseg import compile_net  # noqa: E402
 
 try:  # tests/ as a package (rootdir on sys.path) or as a plain directory (pytest prepends it)
     from tests import opencv_helpers as h
+    from tests.caffe_reference import FLT_MAX, caffe_argmax, caffe_deconv, caffe_interp, caffe_lrn, caffe_pool
 except ImportError:  # pragma: no cover - depends on how pytest was started
     import opencv_helpers as h
+    from caffe_reference import FLT_MAX, caffe_argmax, caffe_deconv, caffe_interp, caffe_lrn, caffe_pool
 
 ROOT = Path(__file__).resolve().parent.parent
-FLT_MAX = np.float32(3.4028235e38)
 REL = 1e-4
 
 
@@ -343,103 +343,6 @@ CV_CASES = [
 
 # -- numpy transcriptions of Caffe's loops (the references of the hand cases) --------------------
 
-def caffe_pooled_size(size, k, s, p, ceil):
-    q = np.float32(size + 2 * p - k) / np.float32(s)          # float32, as pooling_layer.cpp
-    return int(math.ceil(q) if ceil else math.floor(q)) + 1
-
-
-def caffe_pool(x, k, s, p, op, ceil=True):
-    """PoolingLayer::Reshape + Forward_cpu (MAX, AVE) with (kh, kw), (sh, sw), (ph, pw)."""
-    (kh, kw), (sh, sw), (ph_, pw_) = k, s, p
-    n, c, H, W = x.shape
-    oh = caffe_pooled_size(H, kh, sh, ph_, ceil)
-    ow = caffe_pooled_size(W, kw, sw, pw_, ceil)
-    if ph_ or pw_:                                  # `if (pad_h_ || pad_w_)`: both axes are clipped
-        if (oh - 1) * sh >= H + ph_:
-            oh -= 1
-        if (ow - 1) * sw >= W + pw_:
-            ow -= 1
-    top = np.zeros((n, c, oh, ow), np.float32)
-    for i in range(oh):
-        for j in range(ow):
-            hs, ws = i * sh - ph_, j * sw - pw_
-            if op == "MAX":
-                he, we = min(hs + kh, H), min(ws + kw, W)
-                hs, ws = max(hs, 0), max(ws, 0)
-                val = np.full((n, c), -FLT_MAX, np.float32)
-                for a in range(hs, he):
-                    for b in range(ws, we):
-                        val = np.where(x[:, :, a, b] > val, x[:, :, a, b], val)
-                top[:, :, i, j] = val
-            else:
-                he, we = min(hs + kh, H + ph_), min(ws + kw, W + pw_)
-                pool_size = (he - hs) * (we - ws)
-                hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, H), min(we, W)
-                acc = np.zeros((n, c), np.float32)
-                for a in range(hs, he):
-                    for b in range(ws, we):
-                        acc += x[:, :, a, b]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    top[:, :, i, j] = acc / np.float32(pool_size)
-    return top
-
-
-def caffe_interp(x, out_h, out_w, pad_beg=0, pad_end=0):
-    """InterpLayer::Forward_cpu: caffe_cpu_interp2 on the window starting at -pad_beg (both axes)."""
-    n, c, H, W = x.shape
-    h1, w1 = H + pad_beg + pad_end, W + pad_beg + pad_end
-    x0, y0 = -pad_beg, -pad_beg
-    if (h1, w1) == (out_h, out_w):
-        return x[:, :, y0:y0 + h1, x0:x0 + w1].copy()
-    rh = np.float32(h1 - 1) / np.float32(out_h - 1) if out_h > 1 else np.float32(0)
-    rw = np.float32(w1 - 1) / np.float32(out_w - 1) if out_w > 1 else np.float32(0)
-    y = np.zeros((n, c, out_h, out_w), np.float64)
-    for i in range(out_h):
-        hr = np.float32(rh * np.float32(i))
-        i0 = int(hr)
-        ip = 1 if i0 < h1 - 1 else 0
-        lh = float(hr) - i0
-        for j in range(out_w):
-            wr = np.float32(rw * np.float32(j))
-            j0 = int(wr)
-            jp = 1 if j0 < w1 - 1 else 0
-            lw = float(wr) - j0
-            p = lambda a, b: x[:, :, y0 + a, x0 + b].astype(np.float64)  # noqa: E731
-            y[:, :, i, j] = ((1 - lh) * ((1 - lw) * p(i0, j0) + lw * p(i0, j0 + jp))
-                             + lh * ((1 - lw) * p(i0 + ip, j0) + lw * p(i0 + ip, j0 + jp)))
-    return y.astype(np.float32)
-
-
-def caffe_deconv(x, w, b, stride, pad, dilation, group=1):
-    """DeconvolutionLayer: every input pixel scatters its kernel-weighted value (col2im), then the
-    padding is cut away. w is (C_in, C_out / group, kh, kw)."""
-    n, cin, H, W = x.shape
-    _, cout_g, kh, kw = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, pad, dilation
-    full_h, full_w = sh * (H - 1) + dh * (kh - 1) + 1, sw * (W - 1) + dw * (kw - 1) + 1
-    y = np.zeros((n, cout_g * group, full_h, full_w), np.float64)
-    cin_g = cin // group
-    for g in range(group):
-        xs = x[:, g * cin_g:(g + 1) * cin_g].astype(np.float64)
-        ws = w[g * cin_g:(g + 1) * cin_g].astype(np.float64)
-        for i in range(kh):
-            for j in range(kw):
-                contrib = np.einsum("nchw,co->nohw", xs, ws[:, :, i, j])
-                y[:, g * cout_g:(g + 1) * cout_g, i * dh:i * dh + sh * (H - 1) + 1:sh,
-                  j * dw:j * dw + sw * (W - 1) + 1:sw] += contrib
-    y = y[:, :, ph:full_h - ph, pw:full_w - pw]
-    if b is not None:
-        y += b[None, :, None, None]
-    return y.astype(np.float32)
-
-
-def lrn_across(x, n, alpha, beta, k):
-    x64 = x.astype(np.float64)
-    sq = np.pad(x64 ** 2, ((0, 0), ((n - 1) // 2, (n - 1) // 2), (0, 0), (0, 0)))
-    s = sum(sq[:, i:i + x.shape[1]] for i in range(n))
-    return x64 * (k + alpha / n * s) ** -beta
-
-
 def mvn(x, axes, eps, variance=True):
     x64 = x.astype(np.float64)
     c = x64 - x64.mean(axis=axes, keepdims=True)
@@ -451,17 +354,6 @@ def mvn(x, axes, eps, variance=True):
 def bcast(v, axis, ndim):
     """A parameter covering axes [axis, axis + v.ndim) of an ndim-axis blob (Caffe's left-aligned broadcast)."""
     return np.asarray(v).reshape((1,) * axis + np.shape(v) + (1,) * (ndim - axis - np.ndim(v)))
-
-
-def argmax_ref(x, axis, top_k, out_max_val):
-    """ArgMaxLayer: sort (value, index) pairs with std::greater (ties: the larger index first)."""
-    moved = np.moveaxis(x, axis, -1)
-    flat = moved.reshape(-1, moved.shape[-1])
-    out = np.zeros((flat.shape[0], top_k), np.float32)
-    for r, row in enumerate(flat):
-        order = sorted(range(len(row)), key=lambda i: (row[i], i), reverse=True)[:top_k]
-        out[r] = [row[i] for i in order] if out_max_val else order
-    return np.moveaxis(out.reshape(moved.shape[:-1] + (top_k,)), -1, axis)
 
 
 def priorbox_ref(fh, fw, img_h, img_w, min_size, step_h=None, step_w=None, offset=0.5, variance=(0.1,)):
@@ -491,7 +383,7 @@ def _conv_1x1(i, w):
 HAND_CASES = [
     # OpenCV computes something else
     P(Case("lrn-across-k2", L("LRN", "lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 k: 2 }"), {"x": wide(*X4)},
-           ref=lambda i, w: {"y": lrn_across(i["x"], 3, 0.5, 0.75, 2.0)},
+           ref=lambda i, w: {"y": caffe_lrn(i["x"], 3, 0.5, 0.75, 2.0, "ACROSS_CHANNELS")},
            why="OpenCV ignores k (uses 1)")),
     P(Case("mvn-eps-after-sqrt", L("MVN", "mvn_param { eps: 0.001 }"), {"x": wide(*X4)},
            ref=lambda i, w: {"y": mvn(i["x"], (2, 3), 1e-3)},
@@ -518,30 +410,30 @@ HAND_CASES = [
            ref=lambda i, w: {"y": caffe_deconv(i["x"], *w["y"], (2, 2), (1, 1), (2, 2), group=2)},
            why="OpenCV ignores a Deconvolution's dilation")),
     P(Case("pool-max-empty-window", pool("pool: MAX kernel_size: 1 stride: 2"), {"x": (1, 2, 6, 6)},
-           ref=lambda i, w: {"y": caffe_pool(i["x"], (1, 1), (2, 2), (0, 0), "MAX")},
+           ref=lambda i, w: {"y": caffe_pool(i["x"], (1, 1), (2, 2), (0, 0), "MAX")[0]},
            why="empty windows (pad 0, stride > kernel): OpenCV outputs 0, Caffe -FLT_MAX")),
     P(Case("pool-ave-empty-window", pool("pool: AVE kernel_size: 2 stride: 3"), {"x": (1, 2, 6, 6)},
-           ref=lambda i, w: {"y": caffe_pool(i["x"], (2, 2), (3, 3), (0, 0), "AVE")},
+           ref=lambda i, w: {"y": caffe_pool(i["x"], (2, 2), (3, 3), (0, 0), "AVE")[0]},
            why="empty windows: Caffe divides 0 by a pool size <= 0 (NaN, -0)")),
     P(Case("pool-max-pad-on-one-axis-clips-both",
            pool("pool: MAX kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 3 pad_h: 1 pad_w: 0"), {"x": (1, 3, 9, 9)},
-           ref=lambda i, w: {"y": caffe_pool(i["x"], (3, 2), (2, 3), (1, 0), "MAX")},
+           ref=lambda i, w: {"y": caffe_pool(i["x"], (3, 2), (2, 3), (1, 0), "MAX")[0]},
            why="Caffe clips the last window on both axes when any pad is non-zero; OpenCV only on "
                "padded axes (width 4 instead of 3)")),
     P(Case("pool-ave-round_mode-floor", pool("pool: AVE kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR"),
-           {"x": (1, 3, 8, 8)}, ref=lambda i, w: {"y": caffe_pool(i["x"], (3, 3), (2, 2), (1, 1), "AVE", ceil=False)},
+           {"x": (1, 3, 8, 8)}, ref=lambda i, w: {"y": caffe_pool(i["x"], (3, 3), (2, 2), (1, 1), "AVE", ceil=False)[0]},
            why="OpenCV's proto has no round_mode (field 13 is its ceil_mode); it fails")),
     P(Case("interp-shrink_factor", L("Interp", "interp_param { shrink_factor: 2 }"), {"x": (1, 2, 9, 9)},
-           ref=lambda i, w: {"y": caffe_interp(i["x"], 5, 5)},
+           ref=lambda i, w: {"y": caffe_interp(i["x"], 0, 0, 5, 5)},
            why="OpenCV ignores shrink_factor (and fails with it alone)")),
     P(Case("interp-shrink-then-zoom", L("Interp", "interp_param { shrink_factor: 4 zoom_factor: 3 }"),
-           {"x": (1, 2, 13, 9)}, ref=lambda i, w: {"y": caffe_interp(i["x"], 10, 7)},
+           {"x": (1, 2, 13, 9)}, ref=lambda i, w: {"y": caffe_interp(i["x"], 0, 0, 10, 7)},
            why="OpenCV ignores shrink_factor")),
     P(Case("interp-pad_beg-pad_end", L("Interp", "interp_param { zoom_factor: 2 pad_beg: -1 pad_end: -1 }"),
-           {"x": X4}, ref=lambda i, w: {"y": caffe_interp(i["x"], 11, 11, -1, -1)},
+           {"x": X4}, ref=lambda i, w: {"y": caffe_interp(i["x"], -1, -1, 11, 11)},
            why="OpenCV ignores pad_beg and pad_end")),
     P(Case("interp-pad_end-only", L("Interp", "interp_param { height: 7 width: 9 pad_end: -2 }"),
-           {"x": (1, 2, 8, 8)}, ref=lambda i, w: {"y": caffe_interp(i["x"], 7, 9, 0, -2)},
+           {"x": (1, 2, 8, 8)}, ref=lambda i, w: {"y": caffe_interp(i["x"], 0, -2, 7, 9)},
            why="OpenCV ignores pad_beg and pad_end")),
     P(Case("concat-legacy-concat_dim", L("Concat", "concat_param { concat_dim: 3 }", bottoms=("a", "b")),
            {"a": X4, "b": (1, 4, 8, 3)}, ref=lambda i, w: {"y": np.concatenate([i["a"], i["b"]], 3)},
@@ -609,9 +501,9 @@ HAND_CASES = [
     P(Case("bias-2-bottoms", L("Bias", bottoms=("x", "b")), {"x": X4, "b": (4, 8)},
            ref=lambda i, w: {"y": i["x"] + bcast(i["b"], 1, 4)}, why="no Bias layer")),
     P(Case("argmax-axis1-top2-ties", L("ArgMax", "argmax_param { axis: 1 top_k: 2 }"), {"x": R((2, 5, 3, 3), 0, 3, True)},
-           ref=lambda i, w: {"y": argmax_ref(i["x"], 1, 2, False)}, why="no ArgMax layer")),
+           ref=lambda i, w: {"y": caffe_argmax(i["x"], 2, False, 1)}, why="no ArgMax layer")),
     P(Case("argmax-axis1-out_max_val", L("ArgMax", "argmax_param { axis: 1 out_max_val: true }"), {"x": (2, 5, 3, 3)},
-           ref=lambda i, w: {"y": argmax_ref(i["x"], 1, 1, True)}, why="no ArgMax layer")),
+           ref=lambda i, w: {"y": caffe_argmax(i["x"], 1, True, 1)}, why="no ArgMax layer")),
     P(Case("reduction-sum-axis2", L("Reduction", "reduction_param { operation: SUM axis: 2 }"), {"x": X4},
            ref=lambda i, w: {"y": i["x"].astype(np.float64).reshape(1, 4, -1).sum(-1)}, why="no Reduction layer")),
     P(Case("reduction-asum-coeff", L("Reduction", "reduction_param { operation: ASUM axis: 1 coeff: -0.5 }"), {"x": X4},
@@ -671,16 +563,16 @@ def test_layer_matches_caffe_by_hand(case: Case, tmp_path):
 # an oracle (so a slip in a reference cannot hide behind agreeing with protoseg).
 REFERENCE_CHECKS = [
     P(Case("ref-caffe_pool-ave-asym-pad", pool("pool: AVE kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 3 pad_h: 1 pad_w: 1"),
-           {"x": (1, 3, 9, 9)}, ref=lambda i, w: {"y": caffe_pool(i["x"], (3, 2), (2, 3), (1, 1), "AVE")})),
+           {"x": (1, 3, 9, 9)}, ref=lambda i, w: {"y": caffe_pool(i["x"], (3, 2), (2, 3), (1, 1), "AVE")[0]})),
     P(Case("ref-caffe_pool-max-ceil", pool("pool: MAX kernel_size: 3 stride: 2"), {"x": (1, 3, 8, 8)},
-           ref=lambda i, w: {"y": caffe_pool(i["x"], (3, 3), (2, 2), (0, 0), "MAX")})),
+           ref=lambda i, w: {"y": caffe_pool(i["x"], (3, 3), (2, 2), (0, 0), "MAX")[0]})),
     P(Case("ref-caffe_interp-height-width", L("Interp", "interp_param { height: 11 width: 5 }"), {"x": X4},
-           ref=lambda i, w: {"y": caffe_interp(i["x"], 11, 5)})),
+           ref=lambda i, w: {"y": caffe_interp(i["x"], 0, 0, 11, 5)})),
     P(Case("ref-caffe_deconv-groups-pad", deconv("num_output: 6 kernel_size: 3 stride: 2 pad: 1 group: 2"),
            {"x": (1, 4, 5, 5)}, {"y": [(4, 3, 3, 3), (6,)]},
            ref=lambda i, w: {"y": caffe_deconv(i["x"], *w["y"], (2, 2), (1, 1), (1, 1), group=2)})),
-    P(Case("ref-lrn_across-k1", L("LRN", "lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 }"), {"x": wide(*X4)},
-           ref=lambda i, w: {"y": lrn_across(i["x"], 3, 0.5, 0.75, 1.0)})),
+    P(Case("ref-caffe_lrn-across-k1", L("LRN", "lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 }"), {"x": wide(*X4)},
+           ref=lambda i, w: {"y": caffe_lrn(i["x"], 3, 0.5, 0.75, 1.0, "ACROSS_CHANNELS")})),
     P(Case("ref-mvn-default-eps", L("MVN"), {"x": wide(*X4)}, ref=lambda i, w: {"y": mvn(i["x"], (2, 3), 1e-9)})),
     P(Case("ref-priorbox", L("PriorBox", "prior_box_param { min_size: 7 variance: 0.1 }", bottoms=("f", "img")),
            {"f": (1, 4, 3, 4), "img": (1, 3, 30, 40)}, ref=lambda i, w: {"y": priorbox_ref(3, 4, 30, 40, 7)})),
@@ -700,8 +592,8 @@ def test_empty_window_references_are_what_caffe_outputs():
     """The two empty-window cases above really exercise empty windows (-FLT_MAX and NaN)."""
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (1, 1, 6, 6)).astype(np.float32)
-    mx = caffe_pool(x, (1, 1), (2, 2), (0, 0), "MAX")
-    av = caffe_pool(x, (2, 2), (3, 3), (0, 0), "AVE")
+    mx, _ = caffe_pool(x, (1, 1), (2, 2), (0, 0), "MAX")
+    av, _ = caffe_pool(x, (2, 2), (3, 3), (0, 0), "AVE")
     assert mx.shape == (1, 1, 4, 4) and (mx[0, 0, 3] == -FLT_MAX).all() and (mx[0, 0, :, 3] == -FLT_MAX).all()
     assert av.shape == (1, 1, 3, 3) and np.isnan(av[0, 0, 2, 2])
 
