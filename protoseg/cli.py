@@ -173,8 +173,12 @@ def main(argv=None) -> int:
     except ProtosegError as e:
         print(f"protoseg: error: {e}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
+    except BrokenPipeError:     # output piped into `head`
         return 0
+    except OSError as e:        # a file the user named cannot be read or written: bad input, not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"protoseg: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

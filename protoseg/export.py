@@ -17,6 +17,7 @@ import textwrap
 
 from . import __version__
 from .compile import Program, compile_program, file_stem_for
+from .errors import ProtosegError
 
 __all__ = ["generate_code", "write_module", "export_net"]
 
@@ -120,18 +121,22 @@ def generate_code(program: Program) -> str:
 def write_module(program: Program, out_dir) -> str:
     """Write DIR/<net>.py atomically (a temporary file, then a rename); returns its path."""
     out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, file_stem_for(program.net) + ".py")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ProtosegError(f"{out_dir}: -o names an output folder, but this is a file")
     code = generate_code(program)
-    fd, tmp = tempfile.mkstemp(prefix=".protoseg-", suffix=".py.tmp", dir=out_dir)
+    path = os.path.join(out_dir, file_stem_for(program.net) + ".py")
+    tmp = None
     try:
+        os.makedirs(out_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".protoseg-", suffix=".py.tmp", dir=out_dir)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(code)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as e:
+        raise ProtosegError(f"{e.filename or out_dir}: cannot write the module: {e.strerror or e}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
 
 

@@ -96,6 +96,32 @@ def test_input_override(capsys):
     assert code == 0 and j["blobs"]["upscore8"] == [1, 21, 312, 312] and j["blobs"]["score"] == [1, 21, 224, 224]
 
 
+# The golden files record every layer; their distinctive values are derived here by hand
+# (deconv: s*(in-1) + k - 2p; crop: size of the second bottom, offset only the start), so the
+# golden files are pinned by Caffe's formulas, not only by protoseg's own earlier output.
+HAND_DERIVED = {
+    "fcn16s": {"fc6": 16, "upscore2": 2 * (16 - 1) + 4,          # 34
+               "score_pool4c": 34,                                  # 44 - 5 >= 34
+               "upscore16": 16 * (34 - 1) + 32,                     # 560; 560 - 27 >= 500
+               "score": 500},
+    "fcn32s": {"fc6": 16, "upscore": 32 * (16 - 1) + 64,           # 544; 544 - 19 >= 500
+               "score": 500},
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND_DERIVED))
+def test_golden_files_agree_with_hand_derivation(name):
+    golden = json.loads((ROOT / "tests" / "golden" / f"{name}.json").read_text())
+    got = {layer: tops[0][2] for layer, _, tops in golden["layers"]}
+    assert {k: got[k] for k in HAND_DERIVED[name]} == HAND_DERIVED[name]
+
+
+def test_fcn8s_golden_file_is_the_walkthrough():
+    golden = json.loads((ROOT / "tests" / "golden" / "fcn8s.json").read_text())
+    got = {layer: tops[0][2] for layer, _, tops in golden["layers"]}
+    assert {k: got[k] for k in WALKTHROUGH if k != "data"} == {k: v for k, v in WALKTHROUGH.items() if k != "data"}
+
+
 @pytest.mark.parametrize("name", ["fcn8s", "fcn16s", "fcn32s"])
 def test_golden_shapes(name, capsys):
     code, out, _ = run(capsys, "shapes", str(ROOT / "prototxts" / f"{name}.prototxt"), "--format", "json")
@@ -148,3 +174,13 @@ def test_python_dash_m(tmp_path):
     r = subprocess.run([sys.executable, "-m", "protoseg", "shapes", FCN8S, "--format", "json"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and json.loads(r.stdout)["blobs"]["score"] == [1, 21, 500, 500]
+
+
+@pytest.mark.parametrize("target,words", [
+    ("a-file", "-o names an output folder, but this is a file"),
+    ("a-file/sub", "cannot write the module"),
+], ids=["out-is-a-file", "out-under-a-file"])
+def test_compile_output_folder_errors(capsys, tmp_path, target, words):
+    (tmp_path / "a-file").write_text("x")
+    code, _, err = run(capsys, "compile", FCN8S, "-o", str(tmp_path / target))
+    assert code == 2 and words in err and "Traceback" not in err
