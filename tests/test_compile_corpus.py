@@ -13,9 +13,7 @@ test_compile.py already checks nine of these nets; this file is the whole-corpus
 """
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,12 +22,12 @@ from protoseg import compile_net
 from protoseg.compile import check_shapes
 from protoseg.errors import GraphError, PrototxtSyntaxError, UnsupportedLayerError
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-if not CORPUS.is_dir():
-    CORPUS = Path(os.environ.get("PROTOSEG_CORPUS", "/nonexistent"))
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not present")
+try:  # the corpus location, its file list and its template files: one place, test_corpus.py
+    from tests.test_corpus import CORPUS, FILES, TEMPLATES
+except ImportError:  # pragma: no cover - tests/ not a package
+    from test_corpus import CORPUS, FILES, TEMPLATES
 
-FILES = sorted(str(p.relative_to(CORPUS)) for p in CORPUS.glob("*/*.prototxt")) if CORPUS.is_dir() else []
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not present")
 
 
 def img(h, w=None, c=3, name="data"):
@@ -215,15 +213,6 @@ TRAIN_ONLY = {
 # Caffe stops with "Unknown bottom blob 'data_dim'" (also in test_corpus.py).
 BROKEN = {"deeplab/deeplabv2_vgg16_aspp_nyu_deploy.prototxt": (615, "silence", "data_dim")}
 
-# Experiment templates (`num_output: ${NUM_LABELS}`, filled in by a script): not nets as they stand.
-TEMPLATES = {
-    "deeplab/deeplabv1_largefov_test.prototxt",
-    "deeplab/deeplabv1_msc_largefov_test.prototxt",
-    "deeplab/deeplabv2_resnet101_msc_test_imagesegdata.prototxt",
-    "deeplab/deeplabv2_resnet101_msc_train_imagesegdata.prototxt",
-    "deeplab/deeplabv2_vgg16_aspp_voc2012_test.prototxt",
-    "deeplab/deeplabv2_vgg16_aspp_voc2012_train.prototxt",
-}
 
 
 def _id(rel: str) -> str:
