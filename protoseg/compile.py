@@ -14,8 +14,9 @@ The driver works in three steps, all decided before anything runs:
    running anything) and the Caffe layer in node.meta["caffe_layer"]. In-place Caffe layers are
    plain SSA values; a ReLU runs in place only where Caffe's own buffer would have been
    overwritten and nothing else reads it.
-3. weights (`apply_weights`): each spec's `weights(ctx, blobs) -> {name: ndarray}` maps a
-   layer's caffemodel blobs onto its module's parameters and buffers.
+3. weights (`load_weights`, through protoseg.port.match_weights): each spec's
+   `weights(ctx, blobs) -> {name: ndarray}` maps a layer's caffemodel blobs onto its module's
+   parameters and buffers.
 
 The same plan feeds `protoseg.export`, which writes it out as a standalone Python file.
 """
@@ -635,20 +636,13 @@ def compile_net(prototxt, weights=None, inputs: dict | None = None, outputs=None
 
 
 def load_weights(model, program: Program, weights, *, strict: bool = True) -> list:
-    """Load a caffemodel (path), or {layer name: [arrays]}, into a module built from `program`;
-    returns the state_dict keys set."""
-    try:
-        from .port import match_weights         # strict matching, every mismatch at once
-    except ImportError:                         # pragma: no cover - without the port module
-        match_weights = None
+    """Load a caffemodel (path), or {layer name: [arrays]}, into a module built from `program`
+    through protoseg.port's matching (strict: every mismatch at once); returns the keys set."""
+    from .port import match_weights
     if isinstance(weights, (str, os.PathLike)):
-        from .caffemodel import load_caffemodel, read_caffemodel
-        weights = read_caffemodel(weights) if match_weights else load_caffemodel(weights)
-    if match_weights is None:
-        state = state_dict_from_blobs(program.net, program.shapes, weights, program=program)
-    else:
-        state = match_weights(program, weights, strict=strict)
-    return _copy_into(model, state)
+        from .caffemodel import read_caffemodel
+        weights = read_caffemodel(weights)
+    return _copy_into(model, match_weights(program, weights, strict=strict))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,32 +651,15 @@ def load_weights(model, program: Program, weights, *, strict: bool = True) -> li
 def state_dict_from_blobs(net: Net, shapes: Shapes, blobs_by_layer: dict, *, outputs=None,
                           program: Program | None = None) -> dict:
     """{'<attr>.<param>': tensor} for every compiled layer that `blobs_by_layer` names, through
-    each spec's `weights(ctx, blobs)`. Layers of the caffemodel the net does not have are
-    ignored, as Caffe does; a layer whose blobs do not fit raises WeightsError (expected vs got).
-    """
+    each spec's `weights(ctx, blobs)` (protoseg.port.match_weights, not strict: layers the net
+    does not have are ignored, as Caffe does; blobs that do not fit raise WeightsError)."""
+    from .port import match_weights
     if program is None:
         program = plan_net(net, shapes, outputs)
-    out = {}
-    for step in program.steps:
-        layer = step.layer
-        if layer.name not in blobs_by_layer:
-            continue
-        blobs = list(blobs_by_layer[layer.name])
-        spec = step.ctx.spec
-        try:
-            if spec.weights is None:
-                if blobs:
-                    raise WeightsError(f"a {layer.type} layer has no parameter blobs, the weights "
-                                       f"give {len(blobs)}")
-                continue
-            mapped = spec.weights(step.ctx, blobs)
-        except ProtosegError as e:
-            raise e.locate(layer.span, layer.name, layer.type)
-        for name, arr in mapped.items():
-            # (ascontiguousarray makes 0-axis arrays 1-axis: reshape back)
-            arr = np.ascontiguousarray(arr, dtype=np.float32).reshape(np.shape(arr))
-            out[f"{step.attr}.{name}"] = torch.from_numpy(arr)
-    return out
+    state = match_weights(program, blobs_by_layer, strict=False)
+    # (ascontiguousarray makes 0-axis arrays 1-axis: reshape back)
+    return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32).reshape(np.shape(v)))
+            for k, v in state.items()}
 
 
 def apply_weights(model, net: Net, shapes: Shapes, blobs_by_layer: dict, *,

@@ -45,8 +45,9 @@ def match_weights(program, model, *, strict: bool = True) -> dict:
         if spec.weights is None:
             if blobs:
                 errors.append(WeightsError(
-                    f"{source} gives {len(blobs)} blob{'s' if len(blobs) != 1 else ''} for this layer, "
-                    f"which has no parameters").locate(layer.span, layer.name, layer.type))
+                    f"{source}: {len(blobs)} blob{'s' if len(blobs) != 1 else ''} given for a "
+                    f"{layer.type} layer, which has no parameters").locate(layer.span, layer.name,
+                                                                           layer.type))
             continue
         if type_blobs is None or not blobs:
             need = _expected_text(step)

@@ -366,7 +366,7 @@ def test_weights_error_says_expected_and_got(layer, arrays, message):
 
 def test_weights_for_a_layer_without_parameters_are_refused():
     net = load_net("", text=NAMED)
-    with pytest.raises(WeightsError, match="a ReLU layer has no parameter blobs, the weights give 1"):
+    with pytest.raises(WeightsError, match="the weights: 1 blob given for a ReLU layer, which has no parameters"):
         state_dict_from_blobs(net, infer_shapes(net), {"1relu": [np.zeros(3, np.float32)]})
 
 
