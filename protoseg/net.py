@@ -283,12 +283,9 @@ def _inputs_to_layer(net: Msg) -> Msg | None:
             bs.set("dim", list(dims[4 * i:4 * i + 4]))
             out.append(bs)
         ip.set("shape", out)
-    if ip.has("shape"):
-        layer.set("input_param", ip)
-    else:
-        # Caffe strips bare `input:` names (a caffemodel, or a deploy file with shapes given at
-        # run time): the blobs then must come from --input.
-        layer.set("input_param", ip)
+    # Bare `input:` names without shapes (Caffe strips them) still become the Input layer's tops:
+    # their shapes must then come from --input.
+    layer.set("input_param", ip)
     return layer
 
 

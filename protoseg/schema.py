@@ -272,11 +272,7 @@ class Msg:
             return Msg(self.schema.message(f.type), self.schema, self.span)
         if default is not None:
             return default
-        if f.default is not None:
-            if f.kind == "enum":
-                return f.default
-            return f.default
-        return _zero(f)
+        return f.default if f.default is not None else _zero(f)
 
     def span_of(self, name: str) -> Span | None:
         return self.spans.get(name, self.span)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError, ProtosegError, ShapeError
 from .layers import ShapeContext, registry
+from .layers.geometry import fmt as _fmt
 from .net import Net
 
 
@@ -126,7 +127,3 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
             values[v] = tuple(shape)
         out.append(LayerShapes(layer, bottoms, [tuple(t) for t in tops], ctx.notes))
     return Shapes(net, out, values, net_inputs)
-
-
-def _fmt(shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"

@@ -220,9 +220,9 @@ def parse_text(text: str, file: str = "<string>") -> TextMessage:
 
 
 def _build(tree, b: _Builder):
-    """Turn lark's tree into TextMessage data, iteratively (deep nets nest only a few levels,
-    but a file can hold tens of thousands of fields)."""
-    from lark import Token, Tree
+    """Turn lark's tree into TextMessage data, bottom-up through the builder's callbacks
+    (recursion depth = nesting depth of the file, a handful of levels)."""
+    from lark import Token
 
     def conv(node):
         if isinstance(node, Token):
