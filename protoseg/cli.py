@@ -78,29 +78,9 @@ def format_explain(shapes) -> str:
         for n in ls.notes:
             out.append(f"  {n}")
         out.append(f"  out: {outs or '(no tops)'}")
-        if l.type == "Crop":
-            out.extend("  " + line for line in _crop_misreading(ls))
     if shapes.net.dropped:
         out.append(f"\nnot in phase {shapes.net.phase}: " + ", ".join(n for n, _, _ in shapes.net.dropped))
     return "\n".join(out)
-
-
-def _crop_misreading(ls) -> list:
-    """For a spatial crop whose window is not centred, say what a symmetric trim would give."""
-    from .layers.crop import crop_window
-    from .layers import ShapeContext, registry
-    ctx = ShapeContext(ls.layer, registry()["Crop"])
-    a, offs = crop_window(ctx, ls.bottoms)
-    b0, b1 = ls.bottoms
-    lines = []
-    for i, off in zip(range(a, len(b0)), offs):
-        sym = b0[i] - 2 * off
-        if off and sym != b1[i]:
-            lines.append(f"axis {i}: a symmetric trim of {off} from both ends would give "
-                         f"{b0[i]} - 2*{off} = {sym}; Caffe's Crop gives {b1[i]}: it takes the size "
-                         f"from the second bottom '{ls.layer.bottoms[1]}' and uses the offset only "
-                         f"as the start ({off} before, {b0[i] - off - b1[i]} after)")
-    return lines
 
 
 def cmd_shapes(args) -> int:

@@ -41,6 +41,11 @@ def crop_shape(ctx, bottoms):
         rest = b0[i] - off - size
         ctx.note(f"axis {i}: keep [{off}:{off + size}] of {b0[i]} (size {size} from '{ref}'): "
                  f"trims {off} before, {rest} after")
+        if off and rest != off:         # where the common misreading gives another size
+            ctx.note(f"axis {i}: a symmetric trim of {off} from both ends would give "
+                     f"{b0[i]} - 2*{off} = {b0[i] - 2 * off}; Caffe's Crop gives {size}: it takes the "
+                     f"size from the second bottom '{ref}' and uses the offset only as the start "
+                     f"({off} before, {rest} after)")
         out.append(size)
     if not ctx.p.has("offset") and not ctx.params.has("crop_param"):
         ctx.note("no crop_param: offset 0 on every axis (BVLC Caffe); the original FCN fork "
