@@ -1,18 +1,22 @@
 """protoseg: read Caffe nets without Caffe, compute every blob's shape exactly as Caffe does,
-and compile them into PyTorch modules."""
+and compile them into PyTorch modules.
+
+`import protoseg` imports neither numpy nor torch: the functions that need them are loaded on
+first use.
+"""
 __version__ = "0.1.0"
 
 from .errors import ProtosegError  # noqa: E402
 from .net import load_net  # noqa: E402
 from .shapes import infer_shapes  # noqa: E402
 
-__all__ = ["ProtosegError", "load_net", "infer_shapes", "load_caffemodel", "read_caffemodel",
-           "compile_net"]
+__all__ = ["ProtosegError", "load_net", "infer_shapes", "plan_net", "compile_net",
+           "export_module", "load_caffemodel", "read_caffemodel", "port", "state_dict"]
 
-
-_LAZY = {   # loaded on first use: `import protoseg` and `protoseg shapes` need neither numpy nor torch
-    "compile_net": "compile", "load_caffemodel": "caffemodel",
-    "read_caffemodel": "caffemodel",
+_LAZY = {
+    "plan_net": "plan", "compile_net": "compile", "export_module": "export",
+    "load_caffemodel": "caffemodel", "read_caffemodel": "caffemodel", "port": "weights",
+    "state_dict": "weights",
 }
 
 

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protoseg.errors import WeightsError
+from .errors import WeightsError
+from .text import fmt_shape
+from .legacy import v0_types, v1_types, v1_types_by_number
 
-__all__ = ["Blob", "LayerBlobs", "CaffeModel", "read_caffemodel", "load_caffemodel", "format_inspect"]
+__all__ = ["Blob", "LayerBlobs", "CaffeModel", "read_caffemodel", "load_caffemodel", "write_caffemodel"]
 
 # Protobuf wire types.
 _VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5
@@ -44,29 +46,6 @@ _PROGRESS_MIN_SIZE = 100 * 1000 * 1000   # show a bar by default only for files 
 
 _CORRUPT_HINT = "the file is damaged, or it is not a binary Caffe .caffemodel"
 _TRUNCATED_HINT = "the file is shorter than its own contents say: was a download or copy interrupted?"
-
-# V1LayerParameter.LayerType enum value -> V2 type string (caffe-semantics §1.3).
-V1_LAYER_TYPES: dict[int, str] = {
-    0: "", 1: "Accuracy", 2: "BNLL", 3: "Concat", 4: "Convolution", 5: "Data", 6: "Dropout",
-    7: "EuclideanLoss", 8: "Flatten", 9: "HDF5Data", 10: "HDF5Output", 11: "Im2col", 12: "ImageData",
-    13: "InfogainLoss", 14: "InnerProduct", 15: "LRN", 16: "MultinomialLogisticLoss", 17: "Pooling",
-    18: "ReLU", 19: "Sigmoid", 20: "Softmax", 21: "SoftmaxWithLoss", 22: "Split", 23: "TanH",
-    24: "WindowData", 25: "Eltwise", 26: "Power", 27: "SigmoidCrossEntropyLoss", 28: "HingeLoss",
-    29: "MemoryData", 30: "ArgMax", 31: "Threshold", 32: "DummyData", 33: "Slice", 34: "MVN",
-    35: "AbsVal", 36: "Silence", 37: "ContrastiveLoss", 38: "Exp", 39: "Deconvolution",
-}
-
-# V0 type strings -> V2 type strings, through the V0->V1 enum upgrade (caffe-semantics §5.1 step 2).
-# Strings the upgrader does not know (e.g. "padding", which it folds away) are kept as they are.
-V0_LAYER_TYPES: dict[str, str] = {
-    "accuracy": "Accuracy", "bnll": "BNLL", "concat": "Concat", "conv": "Convolution", "data": "Data",
-    "dropout": "Dropout", "euclidean_loss": "EuclideanLoss", "flatten": "Flatten",
-    "hdf5_data": "HDF5Data", "hdf5_output": "HDF5Output", "im2col": "Im2col", "images": "ImageData",
-    "infogain_loss": "InfogainLoss", "innerproduct": "InnerProduct", "lrn": "LRN",
-    "multinomial_logistic_loss": "MultinomialLogisticLoss", "pool": "Pooling", "relu": "ReLU",
-    "sigmoid": "Sigmoid", "softmax": "Softmax", "softmax_loss": "SoftmaxWithLoss", "split": "Split",
-    "tanh": "TanH", "window_data": "WindowData",
-}
 
 # Signatures of files people mistake for caffemodels: (prefix, what it is, hint).
 _SIGNATURES: list[tuple[bytes, str, str | None]] = [
@@ -349,8 +328,11 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+def _v0_type(name: str) -> str:
+    """A V0 type string as its V2 type string; strings the upgrader does not know (e.g.
+    "padding", which it folds away) are kept as they are."""
+    v1 = v0_types().get(name)
+    return v1_types()[v1] if v1 else name
 
 
 def _parse_dims(r: _Reader, start: int, stop: int, where: _Where, dims: list[int]) -> None:
@@ -418,7 +400,7 @@ def _parse_blob(r: _Reader, blob_pos: int, start: int, stop: int, where: _Where)
     else:
         shape = tuple(dims) if dims is not None else ()
     if any(d < 0 for d in shape):
-        raise r.error(blob_pos, where, f"shape {_shape_text(shape)} has a negative dimension",
+        raise r.error(blob_pos, where, f"shape {fmt_shape(shape)} has a negative dimension",
                       _CORRUPT_HINT)
     pieces = doubles if any(p.size for p in doubles) else floats
     if not pieces:
@@ -429,7 +411,7 @@ def _parse_blob(r: _Reader, blob_pos: int, start: int, stop: int, where: _Where)
         data = np.concatenate(pieces)
     count = math.prod(shape)
     if data.size != count:
-        raise r.error(blob_pos, where, f"shape {_shape_text(shape)} needs {count} values, the file has "
+        raise r.error(blob_pos, where, f"shape {fmt_shape(shape)} needs {count} values, the file has "
                                        f"{data.size}")
     if not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
@@ -479,7 +461,7 @@ def _parse_v1_layer(r: _Reader, start: int, stop: int, where: _Where) -> tuple[s
             s, e = r.length(pos, stop, tag_pos, field, where)
             saved, where.name = where.name, None
             v0_type, v0_blobs = _parse_layer(r, s, e, where, (1, 2, 50))
-            v0 = (where.name, V0_LAYER_TYPES.get(v0_type, v0_type), v0_blobs)
+            v0 = (where.name, _v0_type(v0_type), v0_blobs)
             where.name = saved if where.name is None else where.name
             pos = e
         elif field == 4 and wire == _LEN:
@@ -491,7 +473,7 @@ def _parse_v1_layer(r: _Reader, start: int, stop: int, where: _Where) -> tuple[s
         elif field == 5 and wire == _VARINT:
             value, pos = r.varint(pos, stop, where)
             value = _signed(value, 32)
-            v1_type = V1_LAYER_TYPES.get(value, f"V1_TYPE_{value}")
+            v1_type = v1_types_by_number().get(value, f"V1_TYPE_{value}")
         elif field == 6 and wire == _LEN:
             s, e = r.length(pos, stop, tag_pos, field, where)
             where.blob = len(v1_blobs)
@@ -665,56 +647,6 @@ def load_caffemodel(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
     """
     model = read_caffemodel(path)
     return {layer.name: [b.data for b in layer.blobs] for layer in model.layers if layer.blobs}
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def format_inspect(model: CaffeModel) -> str:
-    """An aligned table of layers, types, blob shapes, dtypes and parameter counts, with totals."""
-    headers = ("layer", "type", "blobs", "dtype", "params")
-    rows = []
-    any_legacy = False
-    total_params = 0
-    total_bytes = 0
-    n_blobs = 0
-    for layer in model.layers:
-        shapes = []
-        for b in layer.blobs:
-            text = "x".join(str(d) for d in b.shape) if b.shape else "scalar"
-            if b.legacy:
-                text += "*"
-                any_legacy = True
-            shapes.append(text)
-        dtypes = sorted({str(b.data.dtype) for b in layer.blobs})
-        params = sum(int(b.data.size) for b in layer.blobs)
-        total_params += params
-        total_bytes += sum(int(b.data.nbytes) for b in layer.blobs)
-        n_blobs += len(layer.blobs)
-        rows.append((layer.name, layer.type or "-", ", ".join(shapes) or "-",
-                     "/".join(dtypes) or "-", f"{params:,}"))
-    widths = [max(len(h), *(len(row[c]) for row in rows)) for c, h in enumerate(headers)]
-
-    def line(cells) -> str:
-        left = [cell.ljust(w) for cell, w in zip(cells[:4], widths)]
-        return "  ".join(left + [cells[4].rjust(widths[4])]).rstrip()
-
-    out = [f"{model.path}: format {model.format}, net '{model.name}', "
-           f"{model.size:,} bytes ({_human_bytes(model.size)})", "",
-           line(headers), line(tuple("-" * w for w in widths))]
-    out += [line(row) for row in rows]
-    with_blobs = sum(1 for layer in model.layers if layer.blobs)
-    out.append("")
-    out.append(f"total: {len(model.layers)} layers ({with_blobs} with blobs), {n_blobs} blobs, "
-               f"{total_params:,} parameters ({_human_bytes(total_bytes)})")
-    if any_legacy:
-        out.append("* legacy num/channels/height/width shape")
-    return "\n".join(out)
 
 
 # ---------------------------------------------------------------------------------------------

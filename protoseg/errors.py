@@ -38,7 +38,8 @@ class ProtosegError(Exception):
 
     def __init__(self, message: str, *, span: Span | None = None, layer: str | None = None,
                  layer_type: str | None = None, hint: str | None = None,
-                 text: str | None = None):
+                 text: str | None = None, kind: str | None = None, blob=None, expected=None,
+                 got=None):
         super().__init__(message)
         self.message = message
         self.span = span
@@ -46,6 +47,23 @@ class ProtosegError(Exception):
         self.layer_type = layer_type
         self.hint = hint
         self.text = text  # the source text, when it did not come from a file
+        # structured fields for programs: what kind of problem (e.g. "missing", "extra",
+        # "mismatch" for weights), the blob concerned, what was expected and what was found
+        self.kind = kind
+        self.blob = blob
+        self.expected = expected
+        self.got = got
+        self.errors: list[ProtosegError] = []   # the errors one error of this class groups
+
+    @classmethod
+    def group(cls, errors: list, summary: str) -> "ProtosegError":
+        """One error of this class reporting every error of `errors` (the only one when there is
+        one): `except WeightsError` catches it, and `.errors` lists them."""
+        if len(errors) == 1:
+            return errors[0]
+        err = cls(summary)
+        err.errors = list(errors)
+        return err
 
     def locate(self, span: Span | None = None, layer: str | None = None,
                layer_type: str | None = None, text: str | None = None) -> "ProtosegError":
@@ -65,6 +83,9 @@ class ProtosegError(Exception):
         return source_line(self.span.file, self.span.line)
 
     def __str__(self) -> str:
+        if self.errors:
+            return "\n".join([self.message] + [str(e) for e in self.errors]
+                             + ([f"hint: {self.hint}"] if self.hint else []))
         head = []
         if self.span is not None:
             head.append(f"{self.span}:")
@@ -106,14 +127,3 @@ class InputError(ProtosegError):
 
 class WeightsError(ProtosegError):
     """A caffemodel that cannot be read or does not fit the net (every mismatch at once)."""
-
-
-class MultiError(ProtosegError):
-    """Several errors of one kind, reported together."""
-
-    def __init__(self, errors: list[ProtosegError], summary: str):
-        super().__init__(summary)
-        self.errors = errors
-
-    def __str__(self) -> str:
-        return "\n".join([self.message] + [str(e) for e in self.errors])

@@ -6,44 +6,14 @@ its blob bookkeeping (in-place tops rebind a name; any other second producer is 
 """
 from __future__ import annotations
 
-import difflib
+import os
 from dataclasses import dataclass, field
 
 from .errors import GraphError, ProtosegError, SchemaError, Span, UnsupportedLayerError
+from .legacy import v0_types, v1_types
 from .schema import Msg, bind, caffe_schema
+from .text import did_you_mean, plural
 from .textformat import parse_file, parse_text
-
-# V1 LayerType enum name -> V2 type string (upgrade_proto.cpp), plus the forks' names.
-V1_TYPES = {
-    "NONE": "", "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
-    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
-    "DATA": "Data", "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout", "DUMMY_DATA": "DummyData",
-    "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise", "EXP": "Exp", "FLATTEN": "Flatten",
-    "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output", "HINGE_LOSS": "HingeLoss",
-    "IM2COL": "Im2col", "IMAGE_DATA": "ImageData", "INFOGAIN_LOSS": "InfogainLoss",
-    "INNER_PRODUCT": "InnerProduct", "LRN": "LRN", "MEMORY_DATA": "MemoryData",
-    "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss", "MVN": "MVN", "POOLING": "Pooling",
-    "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
-    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
-    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
-    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
-    # DeepLab v1 fork
-    "IMAGE_SEG_DATA": "ImageSegData", "SEG_ACCURACY": "SegAccuracy", "INTERP": "Interp",
-    "PADDING": "Padding", "MAT_WRITE": "MatWrite", "MAT_READ": "MatRead", "DENSE_CRF": "DenseCRF",
-    "CROP": "Crop", "WINDOW_CLS_DATA": "WindowClsData", "WINDOW_INST_DATA": "WindowInstData",
-}
-
-# V0 type strings (upgrade_proto.cpp UpgradeV0LayerType)
-V0_TYPES = {
-    "accuracy": "ACCURACY", "bnll": "BNLL", "concat": "CONCAT", "conv": "CONVOLUTION",
-    "data": "DATA", "dropout": "DROPOUT", "euclidean_loss": "EUCLIDEAN_LOSS", "flatten": "FLATTEN",
-    "hdf5_data": "HDF5_DATA", "hdf5_output": "HDF5_OUTPUT", "im2col": "IM2COL",
-    "images": "IMAGE_DATA", "infogain_loss": "INFOGAIN_LOSS", "innerproduct": "INNER_PRODUCT",
-    "lrn": "LRN", "multinomial_logistic_loss": "MULTINOMIAL_LOGISTIC_LOSS", "pool": "POOLING",
-    "relu": "RELU", "sigmoid": "SIGMOID", "softmax": "SOFTMAX", "softmax_loss": "SOFTMAX_LOSS",
-    "split": "SPLIT", "tanh": "TANH", "window_data": "WINDOW_DATA",
-}
-
 
 @dataclass
 class Layer:
@@ -117,10 +87,10 @@ def _v0_to_v1(net: Msg) -> None:
         v1 = _new("V1LayerParameter", l.span)
         name, t0 = v0.get("name"), v0.get("type")
         v1.set("name", name, v0.span_of("name"))
-        if t0 not in V0_TYPES:
+        if t0 not in v0_types():
             raise SchemaError(f"unknown V0 layer type '{t0}'", span=v0.span_of("type"), layer=name,
-                              hint="known V0 types: " + ", ".join(sorted(V0_TYPES)))
-        t1 = V0_TYPES[t0]
+                              hint="known V0 types: " + ", ".join(sorted(v0_types())))
+        t1 = v0_types()[t0]
         v1.set("type", t1, v0.span_of("type"))
         bottoms = list(l.get("bottom"))
         padding = None
@@ -221,10 +191,10 @@ def _v1_to_v2(net: Msg) -> list:
         name = old.get("name")
         if type_enum is None:
             type_enum = "NONE"
-        if type_enum not in V1_TYPES:
+        if type_enum not in v1_types():
             raise SchemaError(f"V1 layer type {type_enum} has no known V2 equivalent",
                               span=old.span_of("type"), layer=name)
-        new.set("type", V1_TYPES[type_enum], old.span_of("type"))
+        new.set("type", v1_types()[type_enum], old.span_of("type"))
         for f, value in old.fields():
             span = old.span_of(f)
             if f in ("type", "layer", "blobs_lr", "weight_decay", "param", "blob_share_mode"):
@@ -325,27 +295,51 @@ def _kept(layer: Msg, phase: str, level: int, stages: set) -> tuple[bool, str]:
 
 # ---------------------------------------------------------------------------------------------
 
-def load_net(source: str, *, phase: str = "TEST", level: int = 0, stages=(), text: str | None = None,
-             file: str | None = None) -> Net:
-    """Parse and load a net. `source` is a path, unless `text` is given (then `file` names it)."""
-    if text is None:
-        tree, text = parse_file(source)
-        file = source
-    else:
+def load_net(source=None, *, text: str | None = None, file: str | None = None,
+             phase: str = "TEST", level: int = 0, stages=()) -> Net:
+    """Parse and load a net: from `source`, a path (str or os.PathLike), or from `text`, the
+    prototxt itself (`file` names it in messages; default "<string>")."""
+    phase, level, stages = check_state(phase, level, stages)
+    if text is not None:
+        if source is not None:
+            raise TypeError("load_net takes a path or text=, not both")
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        if file is not None and not isinstance(file, str):
+            raise TypeError(f"file must be a str, not {type(file).__name__}")
         file = file or "<string>"
         tree = parse_text(text, file)
+    else:
+        if isinstance(source, os.PathLike):
+            source = os.fspath(source)
+        if not isinstance(source, str):
+            raise TypeError(f"load_net takes a path (str or os.PathLike) or text=, not "
+                            f"{type(source).__name__}")
+        tree, text = parse_file(source)
+        file = source
     try:
         params = bind(tree, "NetParameter")
-        return _build_net(params, file, text, phase.upper(), level, set(stages))
+        return _build_net(params, file, text, phase, level, stages)
     except ProtosegError as e:
-        for err in [e, *getattr(e, "errors", [])]:
+        for err in [e, *e.errors]:
             err.locate(text=text)       # show source lines from the text we parsed
         raise
 
 
+def check_state(phase, level, stages) -> tuple[str, int, set]:
+    """The net state arguments, checked: phase "TEST"/"TRAIN" (any case), level an int, stages
+    a list or tuple of str."""
+    if not isinstance(phase, str) or phase.upper() not in ("TEST", "TRAIN"):
+        raise ValueError(f"phase must be 'TEST' or 'TRAIN', not {phase!r}")
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise TypeError(f"level must be an int, not {type(level).__name__}")
+    if isinstance(stages, str) or not isinstance(stages, (list, tuple, set, frozenset)) \
+            or not all(isinstance(s, str) for s in stages):
+        raise TypeError(f"stages must be a list of str, not {stages!r}")
+    return phase.upper(), level, set(stages)
+
+
 def _build_net(params: Msg, file: str, text: str, phase: str, level: int, stages: set) -> Net:
-    if phase not in ("TEST", "TRAIN"):
-        raise ProtosegError(f"phase must be TEST or TRAIN, not {phase!r}")
     fmt = "V2"
     if params.get("layers"):
         if params.get("layer"):
@@ -396,16 +390,13 @@ def _check_types(layers: list, reg: dict, file: str) -> None:
         return
     errors = []
     for t, ls in unknown.items():
-        hint = difflib.get_close_matches(t, list(reg), n=2, cutoff=0.7)
+        hint = did_you_mean(t, reg, cutoff=0.7)
         for l in ls:
             errors.append(UnsupportedLayerError(
-                f"unknown layer type '{t}'", span=l.params.span_of("type") or l.span, layer=l.name, layer_type=t,
-                hint=("did you mean " + " or ".join(f"'{h}'" for h in hint) + "?") if hint else None))
-    if len(errors) == 1:
-        raise errors[0]
-    from .errors import MultiError
-    listing = ", ".join(f"{t} ({len(ls)} layer{'s' if len(ls) > 1 else ''})" for t, ls in unknown.items())
-    raise MultiError(errors, f"{len(errors)} layers of unknown types: {listing}")
+                f"unknown layer type '{t}'", span=l.params.span_of("type") or l.span, layer=l.name,
+                layer_type=t, hint=hint))
+    listing = ", ".join(f"{t} ({plural(len(ls), 'layer')})" for t, ls in unknown.items())
+    raise UnsupportedLayerError.group(errors, f"{len(errors)} layers of unknown types: {listing}")
 
 
 def _wire(layers: list, reg: dict, dropped: list = ()) -> None:
@@ -498,8 +489,7 @@ def _unknown_bottom(l: Layer, j: int, b: str, layers: list, i: int, current: dic
         return GraphError(f"bottom '{b}' is produced only later, by layer '{m.name}' (line "
                           f"{m.span.line}); Caffe runs layers in file order, so a bottom must "
                           f"come from an earlier layer", span=span, layer=l.name, layer_type=l.type)
-    close = difflib.get_close_matches(b, list(current), n=2, cutoff=0.6)
-    hint = ("did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else None
+    hint = did_you_mean(b, current)
     return GraphError(f"bottom '{b}' (bottom {j}) is not produced by any layer before this one "
                       f"(and is not a net input)", span=span, layer=l.name, layer_type=l.type,
                       hint=hint)

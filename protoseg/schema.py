@@ -8,14 +8,14 @@ Unknown fields are collected for the whole file, so one error lists them all.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .errors import MultiError, SchemaError, Span
+from .errors import SchemaError, Span
 from .resources import grammar_path
+from .text import did_you_mean
 from .textformat import Entry, Scalar, TextList, TextMessage
 
 SCALARS = {"double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32",
@@ -32,7 +32,12 @@ _INT_RANGE = {
 class EnumType:
     name: str
     values: dict            # name -> number (first definition wins for lookups by number)
-    forks: dict             # name -> fork note, for values that exist only in a fork
+    options: dict           # name -> {option: value} of the values that have options
+
+    @property
+    def forks(self) -> dict:
+        """name -> fork note, for values that exist only in a fork."""
+        return {k: o["fork"] for k, o in self.options.items() if "fork" in o}
 
     def name_of(self, number: int) -> str | None:
         for k, v in self.values.items():
@@ -142,7 +147,7 @@ def load_schema_text(text: str) -> Schema:
         name = toks[i][0]
         i += 1
         expect("{")
-        values, forks = {}, {}
+        values, options = {}, {}
         while toks[i][0] != "}":
             vname = toks[i][0]
             i += 1
@@ -152,10 +157,10 @@ def load_schema_text(text: str) -> Schema:
             opts = parse_options()
             expect(";")
             values.setdefault(vname, num)
-            if "fork" in opts:
-                forks[vname] = opts["fork"]
+            if opts:
+                options[vname] = opts
         i += 1
-        e = EnumType(name, values, forks)
+        e = EnumType(name, values, options)
         enums.setdefault(name, e)
         return e
 
@@ -338,7 +343,7 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
         allowed = ", ".join(enum.values)
         errors.append(SchemaError(f"field '{path}' has no value {s.text}; allowed values of "
                                   f"{f.type}: {allowed}", span=s.span,
-                                  hint=_did_you_mean(str(s.value), enum.values)))
+                                  hint=did_you_mean(s.value, enum.values, n=3)))
         return None
     t = f.type
     if t == "bool":
@@ -374,13 +379,6 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
     else:
         errors.append(SchemaError(f"field '{path}' is {t}: expected {what}, got {s.text}", span=s.span))
     return None
-
-
-def _did_you_mean(word: str, choices) -> str | None:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
-    if not close:
-        return None
-    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
 
 
 _LAYER_MESSAGES = ("LayerParameter", "V1LayerParameter", "V0LayerParameter")
@@ -427,8 +425,8 @@ def bind_message(node: TextMessage, mtype: MessageType, schema: Schema, errors: 
         fpath = f"{path}.{e.name}" if path else e.name
         if f is None:
             where = f"{path} ({mtype.name})" if path else mtype.name
-            errors.append(SchemaError(f"unknown field '{e.name}' in {where}",
-                                      span=e.span, hint=_did_you_mean(e.name, mtype.fields)))
+            errors.append(SchemaError(f"unknown field '{e.name}' in {where}", kind="unknown field",
+                                      span=e.span, hint=did_you_mean(e.name, mtype.fields, n=3)))
             continue
         items = e.value.items if isinstance(e.value, TextList) else [e.value]
         if isinstance(e.value, TextList) and not f.repeated:
@@ -468,10 +466,8 @@ def bind(node: TextMessage, message: str, schema: Schema | None = None) -> Msg:
     schema = schema or caffe_schema()
     errors: list = []
     msg = bind_message(node, schema.message(message), schema, errors)
-    if len(errors) == 1:
-        raise errors[0]
     if errors:
-        unknown = sum("unknown field" in e.message for e in errors)
+        unknown = sum(e.kind == "unknown field" for e in errors)
         summary = f"{len(errors)} schema errors" + (f" ({unknown} unknown fields)" if unknown else "") + ":"
-        raise MultiError(errors, summary)
+        raise SchemaError.group(errors, summary)
     return msg

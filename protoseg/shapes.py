@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from .errors import InputError, ProtosegError, ShapeError
 from .layers import ShapeContext, registry
-from .layers.geometry import fmt as _fmt
 from .net import Net
+from .text import fmt_shape
 
 
 @dataclass
@@ -19,6 +19,7 @@ class LayerShapes:
     bottoms: list               # bottom shapes
     tops: list                  # top shapes
     notes: list = field(default_factory=list)   # the arithmetic, for --explain
+    conf: object = None         # the layer's parsed parameters (its spec's `conf`), if any
 
 
 @dataclass
@@ -106,11 +107,13 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
             for blob, shape in zip(layer.tops, tops):
                 net_inputs[blob] = shape
                 if blob in inputs:
-                    ctx.note(f"{blob}: {_fmt(shape)} (from --input)")
+                    ctx.note(f"{blob}: {fmt_shape(shape)} (from --input)")
             if not ctx.notes:
                 spec.shape(ctx, [])     # for its notes
         else:
             try:
+                if spec.conf is not None:
+                    ctx.conf = spec.conf(ctx, bottoms)
                 tops = spec.shape(ctx, bottoms)
             except ProtosegError as e:
                 raise e.locate(layer.span, layer.name, layer.type)
@@ -120,10 +123,10 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
         for t, shape in zip(layer.tops, tops):
             if any(d < 1 for d in shape):
                 raise ShapeError(
-                    f"top '{t}' would have shape {_fmt(shape)}: a dimension below 1 "
-                    f"(the input is too small for this layer: bottoms {', '.join(_fmt(b) for b in bottoms)})"
+                    f"top '{t}' would have shape {fmt_shape(shape)}: a dimension below 1 "
+                    f"(the input is too small for this layer: bottoms {', '.join(fmt_shape(b) for b in bottoms)})"
                     + (f"; {ctx.notes[-1]}" if ctx.notes else "")).locate(layer.span, layer.name, layer.type)
         for v, shape in zip(layer.top_values, tops):
             values[v] = tuple(shape)
-        out.append(LayerShapes(layer, bottoms, [tuple(t) for t in tops], ctx.notes))
+        out.append(LayerShapes(layer, bottoms, [tuple(t) for t in tops], ctx.notes, ctx.conf))
     return Shapes(net, out, values, net_inputs)

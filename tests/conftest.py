@@ -37,7 +37,7 @@ def layer_net(type_: str, params: str = "", bottoms=((1, 3, 8, 8),), ntops: int 
 
 def infer_text(text: str, inputs=None, **load_kw):
     """Load a prototxt given as text and infer every shape (returns protoseg.shapes.Shapes)."""
-    return infer_shapes(load_net("", text=text, **load_kw), inputs)
+    return infer_shapes(load_net(text=text, **load_kw), inputs)
 
 
 def layer_tops(type_: str, params: str = "", bottoms=((1, 3, 8, 8),), ntops: int = 1) -> list:

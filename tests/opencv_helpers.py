@@ -49,12 +49,13 @@ def run_opencv(prototxt, caffemodel, inputs, outputs: Sequence[str]) -> dict:
 
 
 def run_protoseg(prototxt, weights, inputs, outputs: Sequence[str], *, input_shapes=None) -> dict:
-    """Compile with protoseg (`prototxt`: a path or the text; `weights`: None, a caffemodel path or
-    {layer: [arrays]}) and run once on `inputs` {blob: array}. Returns {blob: array}."""
+    """Compile with protoseg (`prototxt`: a Path, or the text as a str; `weights`: None, a
+    caffemodel path or {layer: [arrays]}) and run once on `inputs` {blob: array}. Returns
+    {blob: array}."""
     from protoseg import compile_net
 
-    model = compile_net(prototxt if isinstance(prototxt, str) else os.fspath(prototxt),
-                        weights=weights, inputs=input_shapes, outputs=list(outputs))
+    source = {"text": prototxt} if isinstance(prototxt, str) else {"prototxt": prototxt}
+    model = compile_net(**source, weights=weights, inputs=input_shapes, outputs=list(outputs))
     return forward(model, inputs, outputs)
 
 

@@ -13,13 +13,11 @@ import numpy as np
 import pytest
 
 import protoseg.caffemodel as cm
-from protoseg.caffemodel import Blob, CaffeModel, format_inspect, load_caffemodel, read_caffemodel
+from protoseg.caffemodel import Blob, CaffeModel, load_caffemodel, read_caffemodel
+from protoseg.cli.inspect import format_inspect
 from protoseg.errors import WeightsError
 
-try:  # tests/ as a package (rootdir on sys.path) or as a plain directory (pytest prepends it)
-    from tests import caffe_pb as pb
-except ImportError:  # pragma: no cover - depends on how pytest was started
-    import caffe_pb as pb
+import caffe_pb as pb
 
 SEED = 1234
 SCHEMAS = [pytest.param(pb.PACKED, id="packed"), pytest.param(pb.UNPACKED, id="unpacked")]
@@ -252,9 +250,9 @@ def test_v1_layers(tmp_path, schema):
 
 @pytest.mark.parametrize(("number", "type_"), [
     (4, "Convolution"), (14, "InnerProduct"), (39, "Deconvolution"), (21, "SoftmaxWithLoss"),
-    (35, "AbsVal"), (0, ""), (41, "V1_TYPE_41"), (999, "V1_TYPE_999"),
+    (35, "AbsVal"), (0, ""), (41, "Interp"), (40, "Crop"), (999, "V1_TYPE_999"),
 ], ids=["CONVOLUTION", "INNER_PRODUCT", "DECONVOLUTION", "SOFTMAX_LOSS", "ABSVAL", "NONE",
-        "deeplab_v1_INTERP_unknown", "unknown_999"])
+        "deeplab_v1_INTERP", "fcn_fork_CROP_over_deeplab_SEG_ACCURACY", "unknown_999"])
 def test_v1_type_enum_becomes_v2_type_string(tmp_path, number, type_):
     model = read_caffemodel(write(tmp_path, v1_net(pb.PACKED, [("x", number, [])])))
     assert model.layers[0].type == type_
@@ -601,7 +599,7 @@ def test_shape_without_data(tmp_path):
     b = pb.PACKED.BlobProto()
     b.shape.dim.extend([3])
     message = read_error(write(tmp_path, v2_net(pb.PACKED, [("s", "Scale", [b])])))
-    assert "layer 's' blob 0: shape (3,) needs 3 values, the file has 0" in message
+    assert "layer 's' blob 0: shape (3) needs 3 values, the file has 0" in message
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["shape_dim", "legacy_num"])

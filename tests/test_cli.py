@@ -177,8 +177,8 @@ def test_python_dash_m(tmp_path):
 
 
 @pytest.mark.parametrize("target,words", [
-    ("a-file", "-o names an output folder, but this is a file"),
-    ("a-file/sub", "cannot write the module"),
+    ("a-file", "names an output folder, but this is a file"),
+    ("a-file/sub", "cannot make the folder"),
 ], ids=["out-is-a-file", "out-under-a-file"])
 def test_compile_output_folder_errors(capsys, tmp_path, target, words):
     (tmp_path / "a-file").write_text("x")

@@ -17,17 +17,18 @@ import torch
 from torch import nn
 
 from protoseg import compile_net
-from protoseg.compile import apply_weights, check_shapes, compile_program, state_dict_from_blobs
+from protoseg.backends.fx import build_module
+from protoseg.compile import check_shapes, load_weights
 from protoseg.errors import GraphError, ProtosegError, UnsupportedLayerError, WeightsError
-from protoseg.export import export_net, write_module
-from protoseg.modules import CaffeCrop, CaffePooling
+from protoseg.export import export_module, write_module
+from protoseg.layers.crop.modules import CaffeCrop
+from protoseg.layers.pooling.modules import CaffePooling
+from protoseg.plan import plan_net
+from protoseg.weights import state_dict
 from protoseg.net import load_net
 from protoseg.shapes import infer_shapes
 
-try:  # tests/ as a package (rootdir on sys.path) or as a plain directory (pytest prepends it)
-    from tests import caffe_pb as pb
-except ImportError:  # pragma: no cover - depends on how pytest was started
-    import caffe_pb as pb
+import caffe_pb as pb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FCN8S = os.path.join(ROOT, "prototxts", "fcn8s.prototxt")
@@ -92,7 +93,7 @@ NAMED = (_input("data", (1, 3, 8, 8))
 
 
 def test_attribute_names_are_cleaned_and_originals_kept():
-    model = compile_net(NAMED)
+    model = compile_net(text=NAMED)
     assert [name for name, _ in model.named_children()] == ["conv1_3x3_a", "_1relu", "forward_"]
     assert model.protoseg_layers == {"conv1_3x3_a": ("conv1/3x3-a", "Convolution"),
                                      "_1relu": ("1relu", "ReLU"), "forward_": ("forward", "Pooling")}
@@ -101,10 +102,10 @@ def test_attribute_names_are_cleaned_and_originals_kept():
 
 
 def test_outputs_by_caffe_name_give_a_dict_and_prune():
-    model = compile_net(NAMED, outputs=["conv1/out"])
+    model = compile_net(text=NAMED, outputs=["conv1/out"])
     assert [n for n, _ in model.named_children()] == ["conv1_3x3_a", "_1relu"]
     assert ("forward", "Pooling", "not needed for the requested outputs") in model.protoseg_dropped
-    two = compile_net(NAMED, outputs=["pool", "conv1/out"])
+    two = compile_net(text=NAMED, outputs=["pool", "conv1/out"])
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         y = two(x)
@@ -114,7 +115,7 @@ def test_outputs_by_caffe_name_give_a_dict_and_prune():
 
 def test_unknown_output_lists_the_blobs():
     with pytest.raises(ProtosegError) as info:
-        compile_net(NAMED, outputs=["pool1"])
+        compile_net(text=NAMED, outputs=["pool1"])
     assert "unknown output blob 'pool1'" in str(info.value)
     assert "conv1/out, data, pool" in str(info.value)
     assert "did you mean 'pool'?" in str(info.value)
@@ -124,7 +125,7 @@ def test_inputs_positional_or_by_keyword():
     text = (_input("a", (2, 3)) + _input("b", (2, 3))
             + 'layer { name: "d" type: "Eltwise" bottom: "a" bottom: "b" top: "y" '
               'eltwise_param { coeff: 1 coeff: -1 } }\n')
-    model = compile_net(text)
+    model = compile_net(text=text)
     a, b = torch.rand(2, 3), torch.rand(2, 3)
     with torch.no_grad():
         assert torch.equal(model(a, b), a - b)
@@ -142,7 +143,7 @@ layer { name: "silence" type: "Silence" bottom: "fc" }
 
 def test_losses_accuracy_silence_and_unused_label_are_left_out():
     # the label's shape is never given: it is not needed for what is compiled
-    model = compile_net(TRAIN_VAL, inputs={"data": (2, 5)})
+    model = compile_net(text=TRAIN_VAL, inputs={"data": (2, 5)})
     assert model.protoseg_dropped == [
         ("loss", "SoftmaxWithLoss", "not part of inference (loss, accuracy, sink or post-processing layer)"),
         ("acc", "Accuracy", "not part of inference (loss, accuracy, sink or post-processing layer)"),
@@ -155,7 +156,7 @@ def test_losses_accuracy_silence_and_unused_label_are_left_out():
 
 def test_output_from_a_loss_layer_is_refused():
     with pytest.raises(GraphError, match="'loss' .*left out"):
-        compile_net(TRAIN_VAL, inputs={"data": (2, 5)}, outputs=["loss"])
+        compile_net(text=TRAIN_VAL, inputs={"data": (2, 5)}, outputs=["loss"])
 
 
 def test_every_layer_that_cannot_be_lowered_is_listed_at_once():
@@ -169,7 +170,7 @@ def test_every_layer_that_cannot_be_lowered_is_listed_at_once():
               'layer { name: "fc" type: "InnerProduct" bottom: "r" top: "fc" '
               'inner_product_param { num_output: 2 } }\n')
     with pytest.raises(UnsupportedLayerError) as info:
-        compile_net(text, inputs={"props": (1, 4)})
+        compile_net(text=text, inputs={"props": (1, 4)})
     err = info.value
     assert [(n, t) for n, t, _ in err.layers] == [("stoch", "Pooling"), ("proposal", "Python"),
                                                   ("fc", "InnerProduct")]
@@ -180,7 +181,7 @@ def test_every_layer_that_cannot_be_lowered_is_listed_at_once():
 def test_prototxt_as_text_path_or_pathlike(tmp_path):
     path = tmp_path / "n.prototxt"
     path.write_text(NAMED)
-    a, b = compile_net(NAMED), compile_net(str(path))
+    a, b = compile_net(text=NAMED), compile_net(str(path))
     c = compile_net(path)
     assert [type(m) for m in a.children()] == [type(m) for m in b.children()] == [type(m) for m in c.children()]
 
@@ -196,7 +197,7 @@ def test_prototxt_as_text_path_or_pathlike(tmp_path):
     pytest.param("pool: AVE global_pooling: true", nn.AdaptiveAvgPool2d, id="global"),
 ])
 def test_pooling_uses_torch_only_where_it_agrees(param, cls):
-    model = compile_net(_input("x", (1, 2, 10, 10))
+    model = compile_net(text=_input("x", (1, 2, 10, 10))
                         + f'layer {{ name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param {{ {param} }} }}')
     assert type(model.p) is cls
 
@@ -207,7 +208,7 @@ def test_pooling_uses_torch_only_where_it_agrees(param, cls):
     pytest.param((1, 2, 4, 4, 4), nn.Conv3d, id="3d"),
 ])
 def test_convolution_nd_is_torch_conv(shape, cls):
-    model = compile_net(_input("x", shape) + 'layer { name: "c" type: "Convolution" bottom: "x" '
+    model = compile_net(text=_input("x", shape) + 'layer { name: "c" type: "Convolution" bottom: "x" '
                         'top: "y" convolution_param { num_output: 3 kernel_size: 3 pad: 1 } }')
     assert type(model.c) is cls
     assert tuple(model(torch.rand(shape)).shape) == shape[:1] + (3,) + shape[2:]
@@ -219,7 +220,7 @@ def test_convolution_nd_is_torch_conv(shape, cls):
 ])
 def test_convolution_torch_cannot_express_is_unsupported(shape, param, message):
     with pytest.raises(UnsupportedLayerError, match=message):
-        compile_net(_input("x", shape) + 'layer { name: "c" type: "Convolution" bottom: "x" top: "y" '
+        compile_net(text=_input("x", shape) + 'layer { name: "c" type: "Convolution" bottom: "x" top: "y" '
                     f'convolution_param {{ num_output: 2 kernel_size: 1 {param} }} }}')
 
 
@@ -227,7 +228,7 @@ def test_train_phase_batchnorm_and_dropout_follow_caffe():
     text = (_input("x", (4, 3))
             + 'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "x" }\n'
               'layer { name: "drop" type: "Dropout" bottom: "x" top: "x" }\n')
-    test, train = compile_net(text), compile_net(text, phase="TRAIN")
+    test, train = compile_net(text=text), compile_net(text=text, phase="TRAIN")
     assert test.bn.track_running_stats and not train.bn.track_running_stats
     assert type(test.drop) is nn.Dropout and train.drop.sample      # drops out even in eval()
 
@@ -240,7 +241,7 @@ def test_relu_not_in_place_when_the_old_value_is_read():
               'layer { name: "relu" type: "ReLU" bottom: "c" top: "c" }\n'
               'layer { name: "sum" type: "Eltwise" bottom: "c" bottom: "raw" top: "y" }\n')
     conv_w = np.array([[[[1.0]], [[-1.0]]], [[[-2.0]], [[0.5]]]], np.float32)
-    model = compile_net(text, weights={"conv": [conv_w, np.zeros(2, np.float32)]})
+    model = compile_net(text=text, weights={"conv": [conv_w, np.zeros(2, np.float32)]})
     assert not model.relu.inplace
     x = torch.rand(1, 2, 5, 5, generator=torch.Generator().manual_seed(3)) - 0.5
     with torch.no_grad():
@@ -256,7 +257,7 @@ def test_no_in_place_on_inputs_or_views():
               'layer { name: "conv" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 2 kernel_size: 1 } }\n'
               'layer { name: "crop" type: "Crop" bottom: "c" bottom: "ref" top: "cc" }\n'
               'layer { name: "relu1" type: "ReLU" bottom: "cc" top: "cc" }\n')
-    model = compile_net(text, outputs=["c", "cc"])
+    model = compile_net(text=text, outputs=["c", "cc"])
     assert not model.relu0.inplace and not model.relu1.inplace
     x = torch.rand(1, 2, 6, 6, generator=torch.Generator().manual_seed(4)) - 0.5
     before = x.clone()
@@ -270,7 +271,7 @@ def test_split_and_dropout_do_not_copy():
     text = (_input("x", (2, 3))
             + 'layer { name: "drop" type: "Dropout" bottom: "x" top: "d" }\n'
               'layer { name: "split" type: "Split" bottom: "d" top: "a" top: "b" }\n')
-    model = compile_net(text)
+    model = compile_net(text=text)
     x = torch.rand(2, 3)
     y = model(x)
     assert y["a"] is x and y["b"] is x
@@ -283,9 +284,9 @@ def test_module_runs_at_other_input_sizes():
             + 'layer { name: "pool" type: "Pooling" bottom: "x" top: "p" pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 2 } }\n'
               'layer { name: "up" type: "Interp" bottom: "p" top: "u" interp_param { zoom_factor: 2 } }\n'
               'layer { name: "crop" type: "Crop" bottom: "u" bottom: "x" top: "y" crop_param { offset: 1 } }\n')
-    model = compile_net(text)
+    model = compile_net(text=text)
     for size in (11, 14):
-        want = infer_shapes(load_net("", text=text), {"x": (1, 2, size, size)}).blobs["y"]
+        want = infer_shapes(load_net(text=text), {"x": (1, 2, size, size)}).blobs["y"]
         assert tuple(model(torch.rand(1, 2, size, size)).shape) == want
 
 
@@ -306,29 +307,28 @@ def _tiny_blobs(seed=5):
             "sc": [f(4), f(4)], "fc": [f(2, 64), f(2)], "not_in_net": [f(3)]}
 
 
-def test_state_dict_from_blobs_keys_and_values():
-    net = load_net("", text=TINY)
+def test_state_dict_keys_and_values():
     blobs = _tiny_blobs()
-    sd = state_dict_from_blobs(net, infer_shapes(net), blobs)
+    sd = state_dict(plan_net(text=TINY), blobs, strict=False)
     assert sorted(sd) == ["bn.running_mean", "bn.running_var", "conv.bias", "conv.weight", "fc.bias",
                           "fc.weight", "sc.bias", "sc.weight"]
-    np.testing.assert_array_equal(sd["bn.running_mean"].numpy(), blobs["bn"][0] / np.float32(4))
-    np.testing.assert_array_equal(sd["conv.weight"].numpy(), blobs["conv"][0])
+    np.testing.assert_array_equal(sd["bn.running_mean"], blobs["bn"][0] / np.float32(4))
+    np.testing.assert_array_equal(sd["conv.weight"], blobs["conv"][0])
 
 
-def test_apply_weights_is_lenient_like_caffe():
+def test_load_weights_is_lenient_like_caffe():
     # Net::CopyTrainedLayersFrom: unknown layers ignored, unnamed layers keep their values
-    model = compile_net(TINY)
+    plan = plan_net(text=TINY)
+    model = build_module(plan)
     before = model.conv.weight.clone()
-    net = load_net("", text=TINY)
-    keys = apply_weights(model, net, infer_shapes(net), {"fc": _tiny_blobs()["fc"], "other": []})
+    keys = load_weights(model, plan, {"fc": _tiny_blobs()["fc"], "other": []}, strict=False)
     assert keys == ["fc.bias", "fc.weight"] and torch.equal(model.conv.weight, before)
 
 
 def test_compile_with_weights_dict_loads_them():
     blobs = _tiny_blobs()
     del blobs["not_in_net"]
-    model = compile_net(TINY, weights=blobs)
+    model = compile_net(text=TINY, weights=blobs)
     assert torch.equal(model.fc.weight, torch.from_numpy(blobs["fc"][0]))
     assert torch.equal(model.sc.bias, torch.from_numpy(blobs["sc"][1]))
 
@@ -346,7 +346,7 @@ def test_compile_with_caffemodel_path(tmp_path):
                 layer.blobs.append(pb.blob(pb.PACKED, a))
     path = tmp_path / "tiny.caffemodel"
     path.write_bytes(net.SerializeToString())
-    model = compile_net(TINY, weights=str(path))
+    model = compile_net(text=TINY, weights=str(path))
     assert torch.equal(model.fc.weight, torch.from_numpy(blobs["fc"][0]))
     assert torch.equal(model.conv.weight, torch.from_numpy(blobs["conv"][0]))
 
@@ -357,17 +357,15 @@ def test_compile_with_caffemodel_path(tmp_path):
     pytest.param("fc", [np.zeros((64, 2), np.float32), np.zeros(2, np.float32)], "blob 0: expected shape (2, 64), got (64, 2)", id="transposed-ip"),
 ])
 def test_weights_error_says_expected_and_got(layer, arrays, message):
-    net = load_net("", text=TINY)
     with pytest.raises(WeightsError) as info:
-        state_dict_from_blobs(net, infer_shapes(net), {layer: arrays})
+        state_dict(plan_net(text=TINY), {layer: arrays}, strict=False)
     assert message in str(info.value)
     assert f"layer '{layer}'" in str(info.value)
 
 
 def test_weights_for_a_layer_without_parameters_are_refused():
-    net = load_net("", text=NAMED)
     with pytest.raises(WeightsError, match="the weights: 1 blob given for a ReLU layer, which has no parameters"):
-        state_dict_from_blobs(net, infer_shapes(net), {"1relu": [np.zeros(3, np.float32)]})
+        state_dict(plan_net(text=NAMED), {"1relu": [np.zeros(3, np.float32)]}, strict=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,7 +407,7 @@ layer { name: "thr" type: "Threshold" bottom: "mvn" top: "thr" threshold_param {
 @pytest.fixture(scope="module")
 def zoo():
     torch.manual_seed(6)
-    model = compile_net(ZOO)
+    model = compile_net(text=ZOO)
     with torch.no_grad():
         for name, buf in model.named_buffers():
             if name.endswith("running_mean"):
@@ -427,31 +425,32 @@ def test_zoo_shapes_and_outputs(zoo):
 
 
 def test_export_names_file_and_class_after_the_net(tmp_path):
-    program = compile_program(ZOO)
-    path = write_module(program, tmp_path / "out")
+    (path,) = write_module(plan_net(text=ZOO), tmp_path / "out")
     assert os.path.basename(path) == "zoo_net_v2.py"
     assert os.listdir(tmp_path / "out") == ["zoo_net_v2.py"]           # no temporary left
     code = open(path).read()
     assert "class ZooNetV2(nn.Module):" in code
     assert "protoseg" not in code.split('"""', 2)[2]                   # only the docstring says it
     assert "self.conv1_3x3 = nn.Conv2d(3, 8, kernel_size=3, padding=1)  # 'conv1/3x3' (Convolution)" in code
-    assert "        aux_a = aux_b = self.split(aux)  # 1x4x6x6" in code
+    # the variables are the fx module's node names: an in-place layer's value is named after the
+    # blob and the layer; the tops of a Split are one value
+    assert "        aux_a = self.split(aux)  # 1x4x6x6" in code
     assert "        t1 = self.twin(s1)  # 1x2x12x12\n        t2 = self.twin(s2)  # 1x2x12x12" in code
-    assert "        conv1 = self.relu1(conv1)  # 1x8x12x12" in code
-    assert "        pool1, pool1_mask = self.pool1(conv1)  # 1x8x6x6, 1x8x6x6" in code
-    assert "return {'t1': t1, 't2': t2, 'aux_b': aux_b, 'label': label, 'fc3': fc3, 'thr': thr}" in code
+    assert "        conv1_relu1 = self.relu1(conv1_scale1)  # 1x8x12x12\n        del conv1_scale1" in code
+    assert "        pool1, pool1_mask = self.pool1(conv1_relu1)  # 1x8x6x6, 1x8x6x6" in code
+    assert "return {'t1': t1, 't2': t2, 'aux_b': aux_a, 'label': label, 'fc3': fc3, 'thr': thr}" in code
 
 
 def test_export_without_net_name_uses_the_file_stem(tmp_path):
     src = tmp_path / "my-model.prototxt"
     src.write_text(NAMED)
-    path = export_net(str(src), tmp_path)
+    (path,) = export_module(src, tmp_path)
     assert os.path.basename(path) == "my_model.py"
     assert "class MyModel(nn.Module):" in open(path).read()
 
 
 def test_exported_file_runs_alone_and_matches_the_module(zoo, tmp_path):
-    path = write_module(compile_program(ZOO), tmp_path)
+    (path,) = write_module(plan_net(text=ZOO), tmp_path)
     gen = torch.Generator().manual_seed(7)
     x, aux = torch.rand(1, 3, 12, 12, generator=gen), torch.rand(1, 4, 6, 6, generator=gen)
     with torch.no_grad():
@@ -484,11 +483,8 @@ def test_exported_file_runs_alone_and_matches_the_module(zoo, tmp_path):
 # command line
 
 def _cli(argv) -> int:
-    from protoseg.cli_compile import add_compile_parser
-    parser = argparse.ArgumentParser(prog="protoseg")
-    add_compile_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    from protoseg.cli import main
+    return main(argv)
 
 
 def test_cli_check_runs_and_compares_every_shape(capsys):
@@ -508,7 +504,8 @@ def test_cli_print_code_matches_written_file(tmp_path, capsys):
 
 
 def test_compile_modules_stay_out_of_torch_free_imports():
-    code = ("import protoseg, protoseg.cli, protoseg.shapes, protoseg.cli_compile, sys; "
+    code = ("import protoseg, protoseg.cli, protoseg.shapes, protoseg.cli.compile, protoseg.plan, "
+            "protoseg.backends.source, sys; "
             "from protoseg.layers import registry; registry(); assert 'torch' not in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": ROOT})

@@ -22,10 +22,7 @@ from protoseg import compile_net
 from protoseg.compile import check_shapes
 from protoseg.errors import GraphError, PrototxtSyntaxError, UnsupportedLayerError
 
-try:  # the corpus location, its file list and its template files: one place, test_corpus.py
-    from tests.test_corpus import CORPUS, FILES, TEMPLATES
-except ImportError:  # pragma: no cover - tests/ not a package
-    from test_corpus import CORPUS, FILES, TEMPLATES
+from test_corpus import CORPUS, FILES, TEMPLATES
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not present")
 

@@ -130,7 +130,7 @@ def test_corpus_file_gets_complete_shapes(rel):
 def test_templates_load_once_filled(rel):
     """The template files are valid nets once the script's variables are substituted."""
     text = (CORPUS / rel).read_text().replace("${NUM_LABELS}", "21")
-    net = load_net(rel, text=text, file=rel, phase="TRAIN" if "_train" in rel else "TEST")
+    net = load_net(text=text, file=rel, phase="TRAIN" if "_train" in rel else "TEST")
     shapes = infer_shapes(net, {"data": (1, 3, 321, 321), "label": (1, 1, 321, 321)}
                           if rel == "deeplab/deeplabv2_resnet101_msc_test_imagesegdata.prototxt" else {})
     assert len(shapes.layers) == len(net.layers) > 0
@@ -199,7 +199,7 @@ def _log_cases():
 @pytest.mark.parametrize("log,n,text,layers,inputs", _log_cases())
 def test_every_logged_layer_matches_caffe_top_shapes(log, n, text, layers, inputs):
     phase = re.search(r"phase:\s*(TRAIN|TEST)", text).group(1)
-    net = load_net(f"{log}#net{n}", text=text, file=f"{log}#net{n}", phase=phase)
+    net = load_net(text=text, file=f"{log}#net{n}", phase=phase)
     shapes = infer_shapes(net, inputs)
     ours = {ls.layer.name: ls for ls in shapes.layers}
     current = {}        # blob -> shape, as Caffe's layers run (for its inserted Split layers)

@@ -31,10 +31,7 @@ from torch import nn
 
 from protoseg import compile_net
 
-try:  # tests/ as a package (rootdir on sys.path) or as a plain directory (pytest prepends it)
-    from tests.test_compile import ZOO
-except ImportError:  # pragma: no cover - depends on how pytest was started
-    from test_compile import ZOO
+from test_compile import ZOO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FCN8S = os.path.join(ROOT, "prototxts", "fcn8s.prototxt")
@@ -131,7 +128,7 @@ def test_every_caffe_module_kind_exports_and_compiles_whole():
     Upsample, Interp, Crop, Slice, Split, Normalize, MVN, Permute, Reshape, ArgMax, ...):
     torch.export and a fullgraph torch.compile give exactly its outputs."""
     torch.manual_seed(6)
-    m = compile_net(ZOO)
+    m = compile_net(text=ZOO)
     kinds = {type(c).__name__ for c in m.children()}
     assert len({k for k in kinds if k.startswith("Caffe")}) >= 15
     gen = torch.Generator().manual_seed(7)

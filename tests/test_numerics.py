@@ -14,14 +14,9 @@ import torch
 
 from protoseg import compile_net
 
-try:  # tests/ as a package (rootdir on sys.path) or as a plain directory (pytest prepends it)
-    from tests import caffe_pb as pb
-    from tests.caffe_reference import (FLT_MAX, caffe_argmax, caffe_conv, caffe_deconv, caffe_interp,
-                                       caffe_lrn, caffe_pool)
-except ImportError:  # pragma: no cover - depends on how pytest was started
-    import caffe_pb as pb
-    from caffe_reference import (FLT_MAX, caffe_argmax, caffe_conv, caffe_deconv, caffe_interp,
-                                 caffe_lrn, caffe_pool)
+import caffe_pb as pb
+from caffe_reference import (FLT_MAX, caffe_argmax, caffe_conv, caffe_deconv, caffe_interp,
+                             caffe_lrn, caffe_pool)
 
 
 
@@ -40,7 +35,7 @@ def _net(body: str, inputs: dict) -> str:
 def run(body: str, weights=None, outputs=None, **arrays):
     """Compile the layers in `body` after one Input layer per array, run them once."""
     text = _net(body, {k: v.shape for k, v in arrays.items()})
-    model = compile_net(text, weights=weights, outputs=outputs)
+    model = compile_net(text=text, weights=weights, outputs=outputs)
     with torch.no_grad():
         y = model(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays.values()])
     if isinstance(y, dict):
@@ -183,7 +178,7 @@ def test_convolution_deeplab_v1_hole_is_dilation():
     w = rand(14, 3, 2, 3, 3)
     text = ('layers { name: "conv" type: CONVOLUTION bottom: "x" top: "y" convolution_param { '
             'num_output: 3 kernel_size: 3 pad: 2 hole: 2 bias_term: false } }')
-    model = compile_net('name: "t" input: "x" input_dim: 1 input_dim: 2 input_dim: 9 input_dim: 9\n' + text,
+    model = compile_net(text='name: "t" input: "x" input_dim: 1 input_dim: 2 input_dim: 9 input_dim: 9\n' + text,
                         weights={"conv": [w]})
     with torch.no_grad():
         y = model(torch.from_numpy(x)).numpy()
@@ -683,7 +678,7 @@ def test_small_net_matches_opencv_caffe_importer(tmp_path):
     cv_net = cv2.dnn.readNetFromCaffe(str(tmp_path / "cv.prototxt"), str(tmp_path / "cv.caffemodel"))
     cv_net.setInput(x)
     want = dict(zip(names, cv_net.forward(names)))
-    ours = compile_net(CV_NET, weights=str(tmp_path / "cv.caffemodel"), outputs=names)
+    ours = compile_net(text=CV_NET, weights=str(tmp_path / "cv.caffemodel"), outputs=names)
     with torch.no_grad():
         got = ours(torch.from_numpy(x))
     for name in names:

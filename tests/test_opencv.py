@@ -30,12 +30,8 @@ if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromCaffe"):  # OpenC
 
 from protoseg import compile_net  # noqa: E402
 
-try:  # tests/ as a package (rootdir on sys.path) or as a plain directory (pytest prepends it)
-    from tests import opencv_helpers as h
-    from tests.caffe_reference import FLT_MAX, caffe_argmax, caffe_deconv, caffe_interp, caffe_lrn, caffe_pool
-except ImportError:  # pragma: no cover - depends on how pytest was started
-    import opencv_helpers as h
-    from caffe_reference import FLT_MAX, caffe_argmax, caffe_deconv, caffe_interp, caffe_lrn, caffe_pool
+import opencv_helpers as h
+from caffe_reference import FLT_MAX, caffe_argmax, caffe_deconv, caffe_interp, caffe_lrn, caffe_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 REL = 1e-4

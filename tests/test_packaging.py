@@ -3,8 +3,10 @@ source tree."""
 from __future__ import annotations
 
 import json
+import site
 import subprocess
 import sys
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -24,14 +26,20 @@ def test_wheel_installs_and_runs(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "protoseg/grammars/prototxt.lark" in names and "protoseg/grammars/caffe.proto" in names
     env_dir = tmp_path / "venv"
-    # system site packages give the dependencies (lark, numpy, torch...) without a download
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
+    # The dependencies (lark, numpy, torch...) come from the environment running the tests, without
+    # a download: its site-packages folders are added to the new venv's path by a .pth file. (A venv
+    # made with system_site_packages=True would see the *base* interpreter's packages, not those of
+    # the venv the tests run in.) Their own .pth files, such as the editable install of this source
+    # tree, are not processed, so `import protoseg` finds the wheel installed below.
+    ours = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")} | {site.getusersitepackages()}
+    target = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    Path(target, "test-dependencies.pth").write_text("\n".join(sorted(ours)) + "\n")
     clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}       # no PYTHONPATH to the source tree
-    # --ignore-installed: an editable install of the source tree is visible through the system
-    # site packages; the venv must get the wheel itself.
     r = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q",
-                        "--ignore-installed", str(wheel)], capture_output=True, text=True, env=clean)
+                        str(wheel)], capture_output=True, text=True, env=clean)
     assert r.returncode == 0, r.stderr
     fcn = tmp_path / "fcn8s.prototxt"
     fcn.write_text((ROOT / "prototxts" / "fcn8s.prototxt").read_text())

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from protoseg.errors import (GraphError, InputError, MultiError, PrototxtSyntaxError, SchemaError,
+from protoseg.errors import (GraphError, InputError, PrototxtSyntaxError, SchemaError,
                              UnsupportedLayerError)
 from protoseg.net import load_net
 from protoseg.schema import bind
@@ -17,12 +17,12 @@ INPUT = 'layer { name: "in" type: "Input" top: "data" input_param { shape { dim:
 
 
 def net_of(body: str, **kw):
-    return load_net("t.prototxt", text=INPUT + body, file="t.prototxt", **kw)
+    return load_net(text=INPUT + body, file="t.prototxt", **kw)
 
 
 def err_of(exc_type, text: str, **kw) -> str:
     with pytest.raises(exc_type) as e:
-        load_net("t.prototxt", text=text, file="t.prototxt", **kw)
+        load_net(text=text, file="t.prototxt", **kw)
     return str(e.value)
 
 
@@ -141,9 +141,10 @@ def test_unknown_fields_are_all_listed_with_did_you_mean():
     text = INPUT + ('layer { name: "pool2" type: "Pooling" bottom: "data" top: "p"\n'
                     '  pooling_param { pool: MAX kernal_size: 2 strid: 2 } }\n'
                     'layer { name: "r" type: "ReLU" bottom: "p" top: "p" negative_slop: 0.1 }\n')
-    with pytest.raises(MultiError) as e:
-        load_net("t.prototxt", text=text, file="t.prototxt")
+    with pytest.raises(SchemaError) as e:         # one error of its kind, grouping all three
+        load_net(text=text, file="t.prototxt")
     msg = str(e.value)
+    assert [x.kind for x in e.value.errors] == ["unknown field"] * 3
     assert msg.startswith("3 schema errors (3 unknown fields):")
     assert "t.prototxt:3:29: layer 'pool2' (Pooling): unknown field 'kernal_size' in pooling_param" in msg
     assert "hint: did you mean 'kernel_size'" in msg
@@ -218,7 +219,7 @@ def test_wrong_bottom_or_top_count(body, words):
 
 
 def test_unknown_layer_types_are_all_listed():
-    msg = err_of(MultiError, INPUT + 'layer { name: "a" type: "Convolutoin" bottom: "data" top: "a" }\n'
+    msg = err_of(UnsupportedLayerError, INPUT + 'layer { name: "a" type: "Convolutoin" bottom: "data" top: "a" }\n'
                                      'layer { name: "b" type: "MyCustom" bottom: "a" top: "b" }\n'
                                      'layer { name: "c" type: "MyCustom" bottom: "b" top: "c" }\n')
     assert msg.startswith("3 layers of unknown types: Convolutoin (1 layer), MyCustom (2 layers)")
@@ -299,7 +300,7 @@ def test_missing_inputs_are_listed_exactly():
     text = ('layer { name: "d" type: "Python" top: "data" top: "label" python_param { module: "m" layer: "L" } }\n'
             'layer { name: "h" type: "HDF5Data" top: "x" hdf5_data_param { source: "s" batch_size: 2 } }\n'
             'layer { name: "i" type: "ImageData" top: "img" top: "lbl" image_data_param { source: "s" new_height: 8 new_width: 9 } }\n')
-    net = load_net("t.prototxt", text=text, file="t.prototxt")
+    net = load_net(text=text, file="t.prototxt")
     with pytest.raises(InputError) as e:
         infer_shapes(net, {"label": (1, 1, 4, 4)})
     msg = str(e.value)
@@ -329,7 +330,7 @@ def test_v0_unknown_layer_type():
 
 
 def test_v0_padding_folded_into_conv():
-    net = load_net("t.prototxt", file="t.prototxt", text=(
+    net = load_net(file="t.prototxt", text=(
         'input: "data" input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8\n'
         'layers { layer { name: "pad1" type: "padding" pad: 2 } bottom: "data" top: "pad1" }\n'
         'layers { layer { name: "conv1" type: "conv" num_output: 4 kernelsize: 5 } bottom: "pad1" top: "conv1" }\n'))

@@ -8,13 +8,10 @@ import os
 import numpy as np
 import pytest
 
-try:
-    from tests import caffe_pb
-except ImportError:  # tests/ not a package
-    import caffe_pb
+import caffe_pb
 
 from protoseg.cli import main
-from protoseg.errors import MultiError, ProtosegError, WeightsError
+from protoseg.errors import ProtosegError, WeightsError
 
 NET = """name: "small"
 layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 1 dim: 4 dim: 6 dim: 6 } } }
@@ -247,8 +244,9 @@ def test_compile_with_mismatched_weights_lists_all(tmp_path, prototxt):
     blobs = random_blobs()
     del blobs["fc"]
     del blobs["up"]
-    with pytest.raises(MultiError, match="2 weight problems"):
+    with pytest.raises(WeightsError, match="2 weight problems") as info:   # one WeightsError for all
         protoseg.compile_net(prototxt, weights=write_v2(tmp_path / "m.caffemodel", blobs))
+    assert sorted((e.layer, e.kind) for e in info.value.errors) == [("fc", "missing"), ("up", "missing")]
 
 
 def test_load_caffemodel_api(tmp_path):

@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests import opencv_helpers
-except ImportError:  # tests/ not a package
-    import opencv_helpers
+import opencv_helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -1430,12 +1430,12 @@ def test_legacy_formats_give_v2_shapes(text, fmt):
 
 def test_v1_blobs_lr_become_param_specs():
     # §5.3: blobs_lr[i] -> param[i].lr_mult
-    conv = load_net("", text=V1_NET).layer("conv1")
+    conv = load_net(text=V1_NET).layer("conv1")
     assert [p.get("lr_mult") for p in conv.params.get("param")] == [1, 2]
 
 
 def test_v0_padding_layer_is_folded_into_conv_pad():
-    conv = load_net("", text=V0_NET).layer("conv1")
+    conv = load_net(text=V0_NET).layer("conv1")
     assert conv.bottoms == ["data"]
     assert list(conv.params.get("convolution_param").get("pad")) == [2]
 
@@ -1480,7 +1480,7 @@ def test_phase_stage_level_filtering(kw, expected):
     pytest.param({"phase": "TRAIN"}, ["data", "conv", "drop", "not_deploy", "train_phase"], id="train"),
 ])
 def test_phase_filtering_keeps_layers(kw, kept):
-    assert [l.name for l in load_net("", text=PHASED, **kw).layers] == kept
+    assert [l.name for l in load_net(text=PHASED, **kw).layers] == kept
 
 
 def test_net_state_in_the_file_adds_stages_and_level():
@@ -1492,7 +1492,7 @@ def test_net_state_in_the_file_adds_stages_and_level():
 
 def test_layer_level_phase_overrides_net_phase_without_filtering():
     # §6.4: a layer's own `phase:` sets its phase; it is not a filter
-    net = load_net("", text=PHASED)
+    net = load_net(text=PHASED)
     assert (net.phase, net.layer("train_phase").phase, net.layer("conv").phase) == ("TEST", "TRAIN", "TEST")
 
 

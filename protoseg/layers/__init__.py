@@ -1,98 +1,65 @@
-"""The layer registry: one Caffe type, one place.
+"""The layer registry: one Caffe type (or a small family Caffe itself groups), one package.
 
-Each module of this package holds, for its Caffe type(s): the Caffe source it follows, the shape
-rule, the torch lowering and the weight mapping, and exports `SPECS`, a list of `LayerSpec`s.
-The registry is this explicit list of modules (no import side effects, no subclass scans).
-A user adds a custom layer with `register(LayerSpec(...))`.
-
-Nothing here imports torch: lowering functions import it when they run.
+Each package of this folder holds, for its Caffe type(s): the Caffe source it follows, the
+parameters parsed once (`conf`), the shape rule, the lowering and the weight mapping, all
+torch-free, in its `__init__.py`, which exports `SPECS`, a list of `LayerSpec`s; and, where
+Caffe's arithmetic differs from torch's own modules, the `Caffe<Type>` torch modules in its
+`modules.py` beside it. The registry is the explicit list below (no import side effects, no
+subclass scans). A user adds a custom layer with `register(LayerSpec(...))`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from .spec import (Call, LayerSpec, LowerContext, ModuleRef, ShapeContext, local, nn, no_tops,
+                   same_shape)
 
-from ..errors import ShapeError
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    type: str                            # Caffe's type string, e.g. "Convolution"
-    shape: Callable                      # (ctx, bottoms: list[tuple]) -> list[tuple | None]
-    param: str | None = None             # its LayerParameter field, e.g. "convolution_param"
-    bottoms: tuple = (1, 1)              # (min, max) bottom count; max None = unbounded
-    tops: tuple = (1, 1)                 # (min, max) top count
-    in_place: bool = True                # may a top reuse its bottom's name
-    source: bool = False                 # a data layer: its tops are net inputs (--input overrides)
-    auto_tops: bool = False              # Caffe adds unnamed tops up to the minimum (loss layers)
-    inference: bool = True               # False: no meaning at inference (losses, Accuracy, Silence...)
-    lower: Callable | None = None        # (ctx) -> Lowered, see protoseg.compile
-    weights: Callable | None = None      # (ctx, blobs: list[ndarray]) -> {state_dict key: ndarray}
-    doc: str = ""                        # one line shown by --explain / compile notes
-    aliases: tuple = field(default_factory=tuple)
-
-
-class ShapeContext:
-    """What a shape rule sees besides the bottom shapes: the layer, its param message and a place
-    to write the arithmetic for `--explain`."""
-
-    def __init__(self, layer, spec: LayerSpec):
-        self.layer = layer
-        self.spec = spec
-        self.params = layer.params
-        self.p = layer.params.get(spec.param) if spec.param else None
-        self.notes: list[str] = []
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def fail(self, message: str, field: str | None = None, hint: str | None = None):
-        span = self.p.spans.get(field) if (self.p is not None and field) else None
-        raise ShapeError(message, span=span, hint=hint)
-
-
-_MODULES = (
-    "data", "convolution", "deconvolution", "pooling", "inner_product", "neuron", "prelu", "lrn",
-    "mvn", "batch_norm", "scale", "bias", "eltwise", "concat", "slice", "split", "crop", "softmax",
-    "flatten", "reshape", "reduction", "argmax", "tile", "embed", "loss", "interp", "bn",
-    "upsample", "normalize", "permute", "prior_box", "detection", "roi_pooling",
+_PACKAGES = (
+    "data", "convolution", "pooling", "inner_product", "neuron", "prelu", "lrn", "mvn",
+    "batch_norm", "scale", "eltwise", "concat", "slice", "split", "crop", "softmax", "flatten",
+    "reshape", "reduction", "argmax", "tile", "embed", "loss", "interp", "bn", "upsample",
+    "normalize", "permute", "prior_box", "detection", "roi_pooling",
 )
 
-_REGISTRY: dict[str, LayerSpec] | None = None
+_BUILTIN: dict[str, LayerSpec] | None = None
 _CUSTOM: dict[str, LayerSpec] = {}
 
 
-def registry() -> dict[str, LayerSpec]:
-    """Caffe type -> LayerSpec, built once from the explicit module list."""
-    global _REGISTRY
-    if _REGISTRY is None:
+def builtin() -> dict[str, LayerSpec]:
+    """Caffe type -> LayerSpec for protoseg's own types, built once from the package list."""
+    global _BUILTIN
+    if _BUILTIN is None:
         import importlib
         reg: dict[str, LayerSpec] = {}
-        for name in _MODULES:
-            mod = importlib.import_module(f"{__name__}.{name}")
-            for spec in mod.SPECS:
+        for name in _PACKAGES:
+            package = importlib.import_module(f"{__name__}.{name}")
+            for spec in package.SPECS:
                 for t in (spec.type, *spec.aliases):
                     if t in reg:
                         raise RuntimeError(f"layer type {t!r} registered twice")
                     reg[t] = spec
-        _REGISTRY = reg
-    return {**_REGISTRY, **_CUSTOM}
+        _BUILTIN = reg
+    return _BUILTIN
+
+
+def registry() -> dict[str, LayerSpec]:
+    """Caffe type -> LayerSpec: protoseg's own types, then the ones `register` added."""
+    return {**builtin(), **_CUSTOM}
 
 
 def register(spec: LayerSpec) -> None:
     """Add (or replace) a layer type, e.g. a custom layer of your own Caffe fork."""
+    if not isinstance(spec, LayerSpec):
+        raise TypeError(f"register() takes a LayerSpec, not {type(spec).__name__}")
     _CUSTOM[spec.type] = spec
     for a in spec.aliases:
         _CUSTOM[a] = spec
 
 
-def same_shape(ctx, bottoms):
-    """Top shape = bottom shape (every top)."""
-    return [bottoms[0]] * len(ctx.layer.tops)
+def unregister(type_: str) -> None:
+    """Remove a type `register` added (protoseg's own types stay)."""
+    spec = _CUSTOM.pop(type_, None)
+    for a in spec.aliases if spec else ():
+        _CUSTOM.pop(a, None)
 
 
-def no_tops(ctx, bottoms):
-    return []
-
-
-__all__ = ["LayerSpec", "ShapeContext", "registry", "register", "same_shape", "no_tops", "ShapeError"]
+__all__ = ["Call", "LayerSpec", "LowerContext", "ModuleRef", "ShapeContext", "builtin", "local",
+           "nn", "no_tops", "register", "registry", "same_shape", "unregister"]

@@ -27,10 +27,6 @@ def canonical_axis(axis: int, num_axes: int, what: str = "axis") -> int:
     return axis + num_axes if axis < 0 else axis
 
 
-def fmt(shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
 def per_axis(p, name: str, h_name: str, w_name: str, n_spatial: int, default: int | None,
              *, missing_ok: bool = False) -> list[int]:
     """Expand a repeated field (`kernel_size`) or its `_h`/`_w` pair to one value per spatial axis
