@@ -1,7 +1,10 @@
 """Benchmark: `protoseg shapes` on the largest corpus deploy net (ResNet-152) against a bare
 `python -c pass`, both as fresh processes, run side by side (alternating), medians reported.
 
-    python bench/bench_shapes.py [PROTOTXT] [--repeat N]
+    python bench/bench_shapes.py [PROTOTXT] [--repeat N] [--against DIR]
+
+--against DIR also times `protoseg shapes` from another checkout of protoseg (e.g. a clone of an
+earlier commit), in the same alternating rounds, so a change can be compared with what it changed.
 
 Prints a markdown table; docs/benchmarks.md records the result.
 """
@@ -30,17 +33,27 @@ def main() -> None:
     ap.add_argument("prototxt", nargs="?", default=str(DEFAULT if DEFAULT.exists() else
                                                         ROOT / "prototxts" / "fcn8s.prototxt"))
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--against", metavar="DIR", help="another protoseg checkout to time beside this one")
     args = ap.parse_args()
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def env_for(tree):
+        return dict(os.environ, PYTHONPATH=str(tree) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = env_for(ROOT)
     shapes = [sys.executable, "-m", "protoseg", "shapes", args.prototxt]
     bare = [sys.executable, "-c", "pass"]
     imports = [sys.executable, "-c", "import protoseg.cli, protoseg.net, protoseg.shapes, lark"]
     timed(shapes, env)      # warm the page cache and protoseg's grammar/schema caches
     runs = {"python -c pass": [], "import protoseg + lark": [], "protoseg shapes": []}
+    other = f"protoseg shapes ({args.against})"
+    if args.against:
+        timed(shapes, env_for(args.against))
+        runs[other] = []
     for _ in range(args.repeat):
         runs["python -c pass"].append(timed(bare, env))
         runs["import protoseg + lark"].append(timed(imports, env))
         runs["protoseg shapes"].append(timed(shapes, env))
+        if args.against:
+            runs[other].append(timed(shapes, env_for(args.against)))
     base = statistics.median(runs["python -c pass"])
     lines = sum(1 for _ in open(args.prototxt, encoding="utf-8", errors="replace"))
     print(f"{Path(args.prototxt).name}: {lines} lines; {args.repeat} alternating runs, median wall time\n")

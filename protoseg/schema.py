@@ -81,13 +81,13 @@ class Schema:
 _TOKEN = re.compile(r'\s+|//[^\n]*|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_.]*|-?[0-9][0-9.eExX+-]*|[{}\[\];=,]')
 
 
-def _tokens(text: str):
+def _tokens(text: str, name: str = "caffe.proto"):
     pos = 0
     line = 1
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m:
-            raise ValueError(f"caffe.proto:{line}: cannot read {text[pos:pos + 20]!r}")
+            raise ValueError(f"{name}:{line}: cannot read {text[pos:pos + 20]!r}")
         tok = m.group(0)
         if not (tok.isspace() or tok.startswith("//")):
             yield tok, line
@@ -110,8 +110,72 @@ def _literal(tok: str):
         return tok       # an enum identifier, resolved later
 
 
-def load_schema_text(text: str) -> Schema:
-    toks = list(_tokens(text))
+def load_schema_text(text: str, name: str = "caffe.proto") -> Schema:
+    """A schema from proto2 text (the subset described above); ValueError names the line."""
+    messages, enums = _parse_schema(text, name)
+    _resolve(messages.values(), messages, enums, name)
+    return Schema(messages, enums)
+
+
+def extend_schema(schema: Schema, text: str, name: str = "<proto>") -> None:
+    """Add the messages and enums of `text` to `schema`; a message of `text` that the schema has
+    already (`message LayerParameter { optional MyParameter my_param = 9001; }`) adds its fields
+    to it, as a fork's edit of caffe.proto does. Names and numbers must not clash."""
+    messages, enums = _parse_schema(text, name)
+    added = []
+    for msg in messages.values():
+        old = schema.messages.get(msg.name)
+        if old is None:
+            schema.messages[msg.name] = msg
+            added += msg.fields.values()
+            continue
+        numbers = {f.number: f for f in old.fields.values()}
+        for f in list(msg.fields.values()):
+            same = old.fields.get(f.name)
+            if same is not None and (same.number, same.type, same.label) == (f.number, f.type, f.label):
+                del msg.fields[f.name]          # declared again, identically: nothing to add
+                continue
+            clash = same or numbers.get(f.number)
+            if clash is not None:
+                raise ValueError(f"{name}: {msg.name}.{f.name} = {f.number} clashes with "
+                                 f"{msg.name}.{clash.name} = {clash.number}")
+        old.fields.update(msg.fields)
+        old.enums.update(msg.enums)
+        added += msg.fields.values()
+    for e in enums.values():
+        schema.enums.setdefault(e.name, e)
+    _resolve_fields(added, schema.messages, schema.enums, name)
+
+
+def _parse_schema(text: str, name: str) -> tuple[dict, dict]:
+    try:
+        return _parse_tokens(list(_tokens(text, name)), name)
+    except IndexError:
+        raise ValueError(f"{name}: the text ends inside a definition") from None
+
+
+def _resolve(messages, all_messages: dict, enums: dict, name: str) -> None:
+    for msg in messages:
+        _resolve_fields(msg.fields.values(), all_messages, enums, name, msg)
+
+
+def _resolve_fields(fields, messages: dict, enums: dict, name: str, owner=None) -> None:
+    for f in fields:
+        owner_enums = owner.enums if owner is not None else {}
+        if f.type in SCALARS:
+            f.kind = "scalar"
+            if f.default is not None and f.type in ("float", "double"):
+                f.default = float(f.default)
+        elif f.type in owner_enums or f.type in enums:
+            f.kind = "enum"
+        elif f.type in messages:
+            f.kind = "message"
+        else:
+            raise ValueError(f"{name}: field {f.name}: unknown type {f.type!r}")
+
+
+def _parse_tokens(toks: list, name: str) -> tuple[dict, dict]:
+    i = 0
     i = 0
     messages: dict[str, MessageType] = {}
     enums: dict[str, EnumType] = {}
@@ -120,7 +184,7 @@ def load_schema_text(text: str) -> Schema:
         nonlocal i
         tok, line = toks[i]
         if tok != want:
-            raise ValueError(f"caffe.proto:{line}: expected {want!r}, got {tok!r}")
+            raise ValueError(f"{name}:{line}: expected {want!r}, got {tok!r}")
         i += 1
 
     def parse_options():
@@ -133,7 +197,7 @@ def load_schema_text(text: str) -> Schema:
             key = toks[i][0]
             expect_eq = toks[i + 1][0]
             if expect_eq != "=":
-                raise ValueError(f"caffe.proto:{toks[i][1]}: bad option")
+                raise ValueError(f"{name}:{toks[i][1]}: bad option")
             opts[key] = _literal(toks[i + 2][0])
             i += 3
             if toks[i][0] == ",":
@@ -186,7 +250,7 @@ def load_schema_text(text: str) -> Schema:
                     continue
                 label, ftype, fname = toks[i][0], toks[i + 1][0], toks[i + 2][0]
                 if label not in ("optional", "repeated", "required"):
-                    raise ValueError(f"caffe.proto:{toks[i][1]}: expected a field, got {label!r}")
+                    raise ValueError(f"{name}:{toks[i][1]}: expected a field, got {label!r}")
                 i += 3
                 expect("=")
                 number = int(toks[i][0])
@@ -198,21 +262,8 @@ def load_schema_text(text: str) -> Schema:
             i += 1
             messages[msg.name] = msg
         else:
-            raise ValueError(f"caffe.proto:{line}: unexpected {tok!r}")
-
-    for msg in messages.values():
-        for f in msg.fields.values():
-            if f.type in SCALARS:
-                f.kind = "scalar"
-                if f.default is not None and f.type in ("float", "double"):
-                    f.default = float(f.default)
-            elif f.type in msg.enums or f.type in enums:
-                f.kind = "enum"
-            elif f.type in messages:
-                f.kind = "message"
-            else:
-                raise ValueError(f"caffe.proto: {msg.name}.{f.name}: unknown type {f.type!r}")
-    return Schema(messages, enums)
+            raise ValueError(f"{name}:{line}: unexpected {tok!r}")
+    return messages, enums
 
 
 @lru_cache(maxsize=1)

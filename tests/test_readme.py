@@ -1,6 +1,8 @@
 """The README's examples are run: every `$ protoseg ...` line of its console blocks and every
 python block, in a scratch folder holding our prototxts and `fcn8s-heavy-pascal.caffemodel`, an
-FCN-8s caffemodel with random weights (the published one is not downloadable here)."""
+FCN-8s caffemodel with random weights (the published one is not downloadable here). A python
+block whose first line is `# file: NAME.py` is written there as that file (the blocks after it
+import it); every other python block runs as a script of its own, as a user would run it."""
 from __future__ import annotations
 
 import os
@@ -20,7 +22,9 @@ README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```(console|python)\n(.*?)```", README, re.S)
 COMMANDS = [line[2:] for kind, body in BLOCKS if kind == "console" for line in body.splitlines()
             if line.startswith("$ protoseg ")]
-PYTHON = [body for kind, body in BLOCKS if kind == "python"]
+PYTHON = [body for kind, body in BLOCKS if kind == "python" and not body.startswith("# file: ")]
+FILES = {body.split("\n", 1)[0][len("# file: "):].strip(): body for kind, body in BLOCKS
+         if kind == "python" and body.startswith("# file: ")}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +33,8 @@ def workdir(tmp_path_factory):
     shutil.copytree(ROOT / "prototxts", d / "prototxts")
     if any("fcn8s-heavy-pascal.caffemodel" in c for c in COMMANDS + PYTHON):
         opencv_helpers.write_fcn_caffemodel(d / "fcn8s-heavy-pascal.caffemodel", "fcn8s", seed=0)
+    for name, body in FILES.items():
+        (d / name).write_text(body)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -44,9 +50,13 @@ def test_readme_command(command, workdir):
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])
-def test_readme_python(code, workdir, monkeypatch):
-    monkeypatch.chdir(workdir)
-    exec(compile(code, "README.md", "exec"), {})
+def test_readme_python(code, workdir, tmp_path):
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(workdir)]))
+    r = subprocess.run([sys.executable, str(script)], cwd=workdir, capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0, r.stderr
 
 
 def test_readme_has_the_two_setup_commands():

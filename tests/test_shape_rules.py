@@ -103,6 +103,12 @@ DENSE_IMAGE_DATA_UNSIZED = """
 layer { name: "d" type: "DenseImageData" top: "data" top: "label"
   dense_image_data_param { source: "list.txt" batch_size: 4 } }
 """
+# SSD AnnotatedData: the image from transform_param.resize_param (annotated_data_layer.cpp), the
+# label (1, 1, boxes, 8) only at run time
+ANNOTATED_DATA = """
+layer { name: "d" type: "AnnotatedData" top: "data" top: "label"
+  transform_param { resize_param { height: 300 width: 300 } } data_param { source: "db" batch_size: 8 } }
+"""
 HDF5_DATA = """
 layer { name: "d" type: "HDF5Data" top: "data" top: "label"
   hdf5_data_param { source: "files.txt" batch_size: 10 } }
@@ -173,6 +179,8 @@ layer { name: "h" type: "HDF5Data" top: "hdata" top: "hlabel" hdf5_data_param { 
                  id="denseimagedata-new-240x320"),
     pytest.param(HDF5_DATA, {"data": (10, 4), "label": (10,)}, {"data": (10, 4), "label": (10,)},
                  id="hdf5data-from-inputs"),
+    pytest.param(ANNOTATED_DATA, {"label": (1, 1, 3, 8)}, {"data": (8, 3, 300, 300), "label": (1, 1, 3, 8)},
+                 id="annotateddata-resize-300-label-from-inputs"),
     pytest.param(PYTHON_DATA, {"data": (1, 3, 50, 50), "label": (1, 1, 50, 50)},
                  {"data": (1, 3, 50, 50), "label": (1, 1, 50, 50)}, id="python-from-inputs"),
     # MemoryData: (batch, channels, height, width), labels (batch,)
@@ -1011,6 +1019,28 @@ def test_tile_embed_errors(type_, params, words):
     pytest.param("Accuracy", "accuracy_param { top_k: 5 }", [(10, 21), (10,)], 2, [(), (21,)],
                  id="accuracy-per-class-top"),
     pytest.param("Accuracy", "", [(2, 21, 5, 5), (2, 1, 5, 5)], 1, [()], id="accuracy-dense"),
+    # the other losses of loss_layer.cpp's family: a 0-axis scalar; InfogainLoss's optional top1
+    # holds the probabilities (bottom 0's shape)
+    pytest.param("ContrastiveLoss", "", [(4, 2, 1, 1), (4, 2, 1, 1), (4, 1, 1, 1)], 1, [()],
+                 id="contrastiveloss"),
+    pytest.param("HingeLoss", "hinge_loss_param { norm: L2 }", [(4, 10), (4,)], 1, [()], id="hingeloss"),
+    pytest.param("InfogainLoss", "", [(4, 10), (4,), (1, 1, 10, 10)], 2, [(), (4, 10)],
+                 id="infogainloss-3-bottoms-2-tops"),
+    pytest.param("MultinomialLogisticLoss", "", [(4, 10, 1, 1), (4, 1, 1, 1)], 1, [()],
+                 id="multinomiallogisticloss"),
+    # Fast R-CNN SmoothL1Loss (2 to 4 bottoms: pred, target, inside and outside weights)
+    pytest.param("SmoothL1Loss", "", [(128, 84), (128, 84), (128, 84), (128, 84)], 1, [()],
+                 id="smoothl1loss-4-bottoms"),
+    # SSD MultiBoxLoss: loc, conf, priors, ground truth
+    pytest.param("MultiBoxLoss", "multibox_loss_param { num_classes: 21 }",
+                 [(8, 34928), (8, 183372), (1, 2, 34928), (1, 1, 5, 8)], 1, [()], id="multiboxloss"),
+    # SSD DetectionEvaluate: (1, 1, positive classes + detections, 5); 21 classes with background
+    # 0 -> 20 positive, plus the 7 detections of bottom 0
+    pytest.param("DetectionEvaluate", "detection_evaluate_param { num_classes: 21 background_label_id: 0 }",
+                 [(1, 1, 7, 7), (1, 1, 3, 8)], 1, [(1, 1, 27, 5)], id="detectionevaluate"),
+    # HDF5Output writes its bottoms to a file: no tops
+    pytest.param("HDF5Output", 'hdf5_output_param { file_name: "out.h5" }', [(4, 3), (4,)], 0, [],
+                 id="hdf5output-no-tops"),
 ])
 def test_loss_and_accuracy(type_, params, bottoms, ntops, expected):
     assert layer_tops(type_, params, bottoms, ntops) == expected

@@ -220,7 +220,7 @@ def generate_code(plan: Plan) -> str:
     for i, step in enumerate(plan.steps):
         for v in step.inputs:
             last_reader[v] = i
-    kept = {v for _, v in plan.outputs}
+    kept = {v for _, v in plan.outputs} | {i.var for i in plan.inputs}   # the caller holds these
     for i, step in enumerate(plan.steps):
         layer = step.layer
         ins = ", ".join(step.inputs)

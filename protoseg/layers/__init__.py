@@ -20,6 +20,7 @@ _PACKAGES = (
 )
 
 _BUILTIN: dict[str, LayerSpec] | None = None
+_PACKAGE: dict[str, str] = {}               # type -> the package that defines it
 _CUSTOM: dict[str, LayerSpec] = {}
 
 
@@ -36,6 +37,7 @@ def builtin() -> dict[str, LayerSpec]:
                     if t in reg:
                         raise RuntimeError(f"layer type {t!r} registered twice")
                     reg[t] = spec
+                    _PACKAGE[t] = package.__name__
         _BUILTIN = reg
     return _BUILTIN
 
@@ -45,10 +47,31 @@ def registry() -> dict[str, LayerSpec]:
     return {**builtin(), **_CUSTOM}
 
 
-def register(spec: LayerSpec) -> None:
-    """Add (or replace) a layer type, e.g. a custom layer of your own Caffe fork."""
+def package_of(type_: str) -> str | None:
+    """The package of protoseg that defines a type (None for a type `register` added)."""
+    builtin()
+    return None if type_ in _CUSTOM else _PACKAGE.get(type_)
+
+
+def register(spec: LayerSpec, proto: str | None = None) -> None:
+    """Add (or replace) a layer type, e.g. a custom layer of your own Caffe fork.
+
+    proto: the fork's additions to caffe.proto that the type's parameters need, in proto2
+    syntax. A `message LayerParameter { ... }` block adds its fields to Caffe's LayerParameter,
+    e.g. `message LayerParameter { optional MyNormParameter my_norm_param = 9001; }` beside
+    `message MyNormParameter { optional float eps = 1 [default = 0.001]; }`.
+    """
     if not isinstance(spec, LayerSpec):
         raise TypeError(f"register() takes a LayerSpec, not {type(spec).__name__}")
+    from ..schema import caffe_schema, extend_schema
+    schema = caffe_schema()
+    if proto is not None:
+        if not isinstance(proto, str):
+            raise TypeError(f"proto must be proto2 text, not {type(proto).__name__}")
+        extend_schema(schema, proto, f"the proto of layer type {spec.type}")
+    if spec.param is not None and spec.param not in schema.message("LayerParameter").fields:
+        raise ValueError(f"layer type {spec.type}: LayerParameter has no field {spec.param!r}; "
+                         f"declare it with register(..., proto=...)")
     _CUSTOM[spec.type] = spec
     for a in spec.aliases:
         _CUSTOM[a] = spec
@@ -62,4 +85,4 @@ def unregister(type_: str) -> None:
 
 
 __all__ = ["Call", "LayerSpec", "LowerContext", "ModuleRef", "ShapeContext", "builtin", "local",
-           "nn", "no_tops", "register", "registry", "same_shape", "unregister"]
+           "nn", "no_tops", "package_of", "register", "registry", "same_shape", "unregister"]

@@ -135,6 +135,8 @@ class LayerSpec:
     lower: Callable | None = None        # (ctx: LowerContext) -> Call (use ctx.module)
     weights: Callable | None = None      # (ctx, blobs: list[ndarray]) -> {parameter name: ndarray}
     aliases: tuple = field(default_factory=tuple)
+    fork: str = ""                       # the Caffe fork that defines the type, where its param
+                                         # field's `fork` option in caffe.proto does not say
 
     def __post_init__(self):
         if not isinstance(self.type, str) or not self.type:

@@ -160,7 +160,7 @@ SPECS = [
     LayerSpec("ImageData", image_data_shape, param="image_data_param", bottoms=(0, 0), tops=(1, 2),
               source=True),
     LayerSpec("ImageSegData", image_seg_data_shape, param="image_data_param", bottoms=(0, 0),
-              tops=(1, 3), source=True),
+              tops=(1, 3), source=True, fork="deeplab"),
     LayerSpec("DenseImageData", dense_image_data_shape, param="dense_image_data_param",
               bottoms=(0, 0), tops=(1, 2), source=True),
     LayerSpec("MemoryData", memory_data_shape, param="memory_data_param", bottoms=(0, 0), tops=(1, 2),
@@ -170,7 +170,7 @@ SPECS = [
     LayerSpec("HDF5Data", unknown_shape, param="hdf5_data_param", bottoms=(0, 0), tops=(1, None),
               source=True),
     LayerSpec("AnnotatedData", annotated_data_shape, param="data_param", bottoms=(0, 0), tops=(1, 2),
-              source=True),
+              source=True, fork="ssd"),
     # A Python layer computes whatever its module does: its tops always come from --input.
     LayerSpec("Python", unknown_shape, param="python_param", bottoms=(0, None), tops=(0, None),
               source=True, inference=False),

@@ -67,7 +67,7 @@ SPECS = [
     _loss("InfogainLoss", "infogain_loss_param", (2, 3), (1, 2)),
     _loss("MultinomialLogisticLoss", "loss_param"),
     _loss("ContrastiveLoss", "contrastive_loss_param", (3, 3)),
-    _loss("SmoothL1Loss", None, (2, 4)),
+    _loss("SmoothL1Loss", "smooth_l1_loss_param", (2, 4)),
     _loss("MultiBoxLoss", "multibox_loss_param", (4, 4)),
     _loss("Accuracy", "accuracy_param", (2, 2), (1, 2), accuracy_shape),
     _loss("SegAccuracy", "seg_accuracy_param", (2, 2), (1, 1), seg_accuracy_shape),
