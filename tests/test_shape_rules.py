@@ -1133,6 +1133,17 @@ def test_interp_errors(params, bottom, words):
     assert words in str(err) and AT_L in str(err) and located(err, "L", "Interp")
 
 
+@pytest.mark.parametrize("params", ["zoom_factor: 2", "shrink_factor: 2", "height: 5 width: 5"],
+                         ids=["zoom", "shrink", "height-width"])
+def test_interp_second_bottom_with_a_size_field_is_ambiguous(params):
+    # the forks' interp_layer.cpp (PSPNet / DeepLab v2 mirrors): LOG(FATAL) "Interp layer cannot
+    # have a second bottom layer if any of its shrink, zoom, height, or width parameters are
+    # specified"
+    err = layer_error("Interp", f"interp_param {{ {params} }}", [(1, 21, 10, 10), (1, 3, 40, 30)],
+                      exc=ShapeError)
+    assert "may not be given too" in str(err) and located(err, "L", "Interp")
+
+
 # DeepLab v1 flavour: V1 file, `type: INTERP`; exactly one of zoom / shrink / height+width
 V1_INTERP = """input: "data"
 input_dim: 1 input_dim: 21 input_dim: %d input_dim: %d

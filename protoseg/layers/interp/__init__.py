@@ -48,6 +48,10 @@ def interp_rule(ctx, bottoms) -> InterpRule:
     if b[2] + pb + pe < 1 or b[3] + pb + pe < 1:
         ctx.fail(f"after pad_beg {pb} and pad_end {pe}, {b[2]}x{b[3]} leaves nothing", "pad_beg")
     if len(bottoms) == 2:
+        given = [f for f in ("shrink_factor", "zoom_factor", "height", "width") if p.has(f)]
+        if given:       # the forks' interp_layer.cpp: LOG(FATAL), "ambiguous"
+            ctx.fail(f"with a second bottom the size comes from it: {', '.join(given)} may not be "
+                     f"given too (Caffe refuses the layer as ambiguous)", given[0])
         return InterpRule("bottom", pb, pe)
     has_zoom, has_shrink = p.has("zoom_factor"), p.has("shrink_factor")
     has_hw = p.has("height") and p.has("width")
