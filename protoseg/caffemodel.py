@@ -22,6 +22,7 @@ import io
 import math
 import mmap
 import os
+import stat
 import sys
 from dataclasses import dataclass
 
@@ -606,8 +607,13 @@ def read_caffemodel(path: str | os.PathLike, *, progress: bool | None = None) ->
     ``progress``: show a tqdm bar on stderr (None = only for files over 100 MB on a terminal).
     Raises ``WeightsError`` for anything that is not a readable caffemodel.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"a caffemodel path must be a str or os.PathLike, not {type(path).__name__}")
     path_s = os.fspath(path)
     try:
+        if not stat.S_ISREG(os.stat(path_s).st_mode) and not os.path.isdir(path_s):
+            raise WeightsError(f"{path_s}: not a regular file (a device, pipe or socket), "
+                               f"not a .caffemodel")
         raw = open(path_s, "rb", buffering=0)
     except FileNotFoundError:
         raise WeightsError(f"{path_s}: no such file") from None

@@ -39,7 +39,7 @@ class ProtosegError(Exception):
     def __init__(self, message: str, *, span: Span | None = None, layer: str | None = None,
                  layer_type: str | None = None, hint: str | None = None,
                  text: str | None = None, kind: str | None = None, blob=None, expected=None,
-                 got=None):
+                 got=None, field: str | None = None):
         super().__init__(message)
         self.message = message
         self.span = span
@@ -53,6 +53,7 @@ class ProtosegError(Exception):
         self.blob = blob
         self.expected = expected
         self.got = got
+        self.field = field      # the layer parameter the error is about, when one is
         self.errors: list[ProtosegError] = []   # the errors one error of this class groups
 
     @classmethod
@@ -127,3 +128,8 @@ class InputError(ProtosegError):
 
 class WeightsError(ProtosegError):
     """A caffemodel that cannot be read or does not fit the net (every mismatch at once)."""
+
+
+class ResourceError(ProtosegError):
+    """Running the net would need more memory than it may use (checked before anything is
+    allocated)."""

@@ -54,10 +54,6 @@ class Net:
         raise KeyError(name)
 
 
-def error_at(err: ProtosegError, layer: Layer, span: Span | None = None) -> ProtosegError:
-    return err.locate(span or layer.span, layer.name, layer.type)
-
-
 # ---------------------------------------------------------------------------------------------
 # upgrades
 
@@ -201,6 +197,8 @@ def _v1_to_v2(net: Msg) -> list:
                 continue
             if f in v2_fields:
                 new.set(f, value, span)
+                if f in old.item_spans:
+                    new.item_spans[f] = old.item_spans[f]
             else:
                 raise SchemaError(f"V1 field '{f}' has no place in a V2 layer", span=span, layer=name)
         specs = []
@@ -232,7 +230,8 @@ def _inputs_to_layer(net: Msg) -> Msg | None:
     layer = _new("LayerParameter", net.span_of("input"))
     layer.set("name", "input")
     layer.set("type", "Input")
-    layer.set("top", list(names))
+    layer.set("top", list(names), net.span_of("input"))
+    layer.item_spans["top"] = net.item_spans.get("input", [])
     ip = _new("InputParameter", net.span_of("input"))
     dims = net.get("input_dim")
     shapes = net.get("input_shape")
@@ -429,10 +428,10 @@ def _wire(layers: list, reg: dict, dropped: list = ()) -> None:
                 raise GraphError(
                     f"top '{t}' is already produced by layer '{prev.name}' ({where}); a layer may "
                     f"only reuse a blob name in place (top {j} == bottom {j})",
-                    span=l.params.span_of("top") or l.span, layer=l.name, layer_type=l.type)
+                    span=l.params.span_of("top", j) or l.span, layer=l.name, layer_type=l.type)
             if in_place and not spec.in_place:
                 raise GraphError(f"{l.type} cannot run in place (top '{t}' == bottom '{t}'): "
-                                 "give its top a name of its own", span=l.params.span_of("top") or l.span,
+                                 "give its top a name of its own", span=l.params.span_of("top", j) or l.span,
                                  layer=l.name, layer_type=l.type)
             if t == "(automatic)":
                 l.top_values.append(f"(automatic)@{l.name}")
@@ -458,13 +457,14 @@ def _check_count(l: Layer, what: str, n: int, bounds) -> None:
         need = f"at least {lo}"
     else:
         need = f"{lo} to {hi}"
+    extra = hi if hi is not None and n > hi else None     # point at the first one too many
     raise GraphError(f"{l.type} takes {need} {what}{'s' if hi != 1 else ''}, got {n}",
-                     span=l.params.span_of(what) or l.span, layer=l.name, layer_type=l.type)
+                     span=l.params.span_of(what, extra) or l.span, layer=l.name, layer_type=l.type)
 
 
 def _unknown_bottom(l: Layer, j: int, b: str, layers: list, i: int, current: dict,
                     dropped=()) -> GraphError:
-    span = l.params.span_of("bottom") or l.span
+    span = l.params.span_of("bottom", j) or l.span
     for lp, why in dropped:
         if b in lp.get("top"):
             rules = "include" if lp.get("include") else "exclude"

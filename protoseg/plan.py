@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import math
 import os
 import re
 import sys
 from dataclasses import dataclass, field
 
-from .errors import GraphError, ProtosegError, UnsupportedLayerError
+from .errors import GraphError, ProtosegError, ResourceError, UnsupportedLayerError
 from .layers import Call, LowerContext, ShapeContext, registry
 from .net import Layer, Net, load_net
 from .shapes import Shapes, infer_shapes
-from .text import did_you_mean
+from .text import did_you_mean, fmt_shape, human_bytes
 
 __all__ = ["Input", "Plan", "Step", "plan_net", "clean_identifier"]
 
@@ -170,6 +171,36 @@ class Plan:
         """The variables some step or the output reads."""
         return {v for s in self.steps for v in s.inputs} | {v for _, v in self.outputs}
 
+    def memory(self, itemsize: int = 4) -> tuple[int, int, str | None]:
+        """An estimate of what running the module takes, in bytes: (parameters, the peak of the
+        live values during one forward, the layer at that peak). Values are freed after their
+        last reader; views (Crop, Slice, Reshape, ...) and in-place layers take no memory."""
+        params = sum(math.prod(shape) for step in self.steps for shape in _blob_shapes(step))
+        last = {}
+        for i, step in enumerate(self.steps):
+            for v in step.inputs:
+                last[v] = i
+        kept = {v for _, v in self.outputs}
+        buffer = {i.var: i.var for i in self.inputs}        # variable -> the buffer it is
+        size = {i.var: math.prod(i.shape) for i in self.inputs}   # buffer -> elements
+        peak, at = sum(size.values()), None
+        for i, step in enumerate(self.steps):
+            for v, shape in zip(step.outputs, step.shapes):
+                if step.call.fresh and not step.inplace:
+                    buffer[v] = v
+                    size[v] = math.prod(shape)
+                else:               # a view or an in-place result: its input's buffer
+                    buffer[v] = buffer[step.inputs[0]] if step.inputs else v
+                    size.setdefault(buffer[v], math.prod(shape))
+            if sum(size.values()) > peak:
+                peak, at = sum(size.values()), step.layer.name
+            for v in set(step.inputs):
+                if last[v] == i and v not in kept:
+                    b = buffer.pop(v)
+                    if b not in buffer.values():
+                        size.pop(b, None)
+        return params * itemsize, peak * itemsize, at
+
     def refs(self) -> list:
         """The module classes the plan uses, in first-use order."""
         out = []
@@ -177,6 +208,53 @@ class Plan:
             if s.call.ref not in out:
                 out.append(s.call.ref)
         return out
+
+
+def available_memory() -> int | None:
+    """The memory the system can still give, in bytes (Linux's MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(plan: Plan, limit: int | None = None, *, forward: bool = True) -> None:
+    """Refuse (ResourceError) a module whose parameters (and, with `forward`, one forward's
+    values at their peak) would need more than `limit` bytes; `limit` None: the memory
+    available now. Nothing is allocated to find out."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                              or limit <= 0):
+        raise ValueError(f"max_memory must be a positive number of bytes, not {limit!r}")
+    params, peak, at = plan.memory()
+    need = params + (peak if forward else 0)
+    where = "memory available now" if limit is None else "--max-memory"
+    limit = available_memory() if limit is None else limit
+    if limit is None or need <= limit:
+        return
+    inputs = ", ".join(f"{i.blob} {fmt_shape(i.shape)}" for i in plan.inputs)
+    detail = f"parameters {human_bytes(params)}"
+    if forward:
+        detail += f", values of one forward {human_bytes(peak)} at their peak (layer '{at}')"
+    raise ResourceError(f"this net with {inputs} needs about {human_bytes(need)} ({detail}), more "
+                        f"than the {human_bytes(limit)} allowed ({where})",
+                        hint="use a smaller --input, or set --max-memory (e.g. --max-memory 64G) "
+                             "if you know the memory is there")
+
+
+def _blob_shapes(step) -> list:
+    """The shapes of a layer's parameter blobs, as its weights rule expects them."""
+    from .errors import WeightsError
+    if step.ctx.spec.weights is None:
+        return []
+    try:
+        step.ctx.spec.weights(step.ctx, [])
+    except WeightsError as e:
+        return list(e.expected or [])
+    return []
 
 
 def plan_net(prototxt=None, inputs: dict | None = None, outputs=None, *, text: str | None = None,
@@ -383,7 +461,7 @@ def _lower(net: Net, shapes: Shapes, sel: _Selection) -> Plan:
             problems.append((layer, e.message))
             continue
         except ProtosegError as e:
-            raise e.locate(layer.span, layer.name, layer.type)
+            raise ctx.locate(e)
         if not isinstance(call, Call):
             raise TypeError(f"the lowering of {layer.type} returned {call!r}: a lowering returns "
                             f"ctx.module(ModuleClass, *args, **kwargs)")

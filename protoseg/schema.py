@@ -305,13 +305,14 @@ class Msg:
     """A message bound to the schema. `m.get(name)` returns the value or the schema default;
     `m.has(name)` tells presence; repeated fields give lists. Spans are kept per field."""
 
-    __slots__ = ("type", "values", "spans", "span", "schema")
+    __slots__ = ("type", "values", "spans", "item_spans", "span", "schema")
 
     def __init__(self, type: MessageType, schema: Schema, span: Span | None = None):
         self.type = type
         self.schema = schema
         self.values: dict[str, object] = {}   # name -> value (list for repeated)
         self.spans: dict[str, Span] = {}      # name -> span of the first occurrence
+        self.item_spans: dict[str, list] = {} # repeated field -> span of each value
         self.span = span
 
     def has(self, name: str) -> bool:
@@ -330,7 +331,13 @@ class Msg:
             return default
         return f.default if f.default is not None else _zero(f)
 
-    def span_of(self, name: str) -> Span | None:
+    def span_of(self, name: str, index: int | None = None) -> Span | None:
+        """Where a field is written (its first occurrence), or with `index` where item `index`
+        of a repeated field is (the value itself for scalars); the message's span if unknown."""
+        if index is not None:
+            items = self.item_spans.get(name, [])
+            if 0 <= index < len(items):
+                return items[index]
         return self.spans.get(name, self.span)
 
     def set(self, name: str, value, span: Span | None = None):
@@ -500,6 +507,8 @@ def bind_message(node: TextMessage, mtype: MessageType, schema: Schema, errors: 
         if f.repeated:
             msg.values.setdefault(e.name, []).extend(converted)
             msg.spans.setdefault(e.name, e.span)
+            msg.item_spans.setdefault(e.name, []).extend(
+                v.span if isinstance(v, Scalar) else e.span for v in items)
         else:
             if e.name in msg.values:
                 errors.append(SchemaError(

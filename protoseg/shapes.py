@@ -5,10 +5,13 @@ Pure integer arithmetic; no torch. Data layers give their tops from their params
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 from .errors import InputError, ProtosegError, ShapeError
 from .layers import ShapeContext, registry
+from .layers.geometry import INT_MAX
 from .net import Net
 from .text import fmt_shape
 
@@ -46,22 +49,56 @@ class Shapes:
 
 
 def parse_input_spec(text: str) -> tuple[str, tuple]:
-    """'data=1,3,500,500' -> ('data', (1, 3, 500, 500))."""
+    """'data=1,3,500,500' (or 'data=1x3x500x500') -> ('data', (1, 3, 500, 500)). Every dimension
+    is a positive decimal integer; anything else is an InputError."""
+    if not isinstance(text, str):
+        raise TypeError(f"an input spec is a str like 'data=1,3,500,500', not {type(text).__name__}")
     name, eq, dims = text.partition("=")
     name = name.strip()
     if not eq or not name:
         raise InputError(f"--input {text!r}: expected NAME=N,C,H,W (e.g. data=1,3,500,500)")
-    try:
-        shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip() != "")
-    except ValueError:
-        raise InputError(f"--input {text!r}: the dimensions must be integers, e.g. data=1,3,500,500") from None
-    if not shape or any(d < 1 for d in shape):
-        raise InputError(f"--input {text!r}: give one or more positive dimensions, e.g. data=1,3,500,500")
+    fields = re.split(r"[,x]", dims.strip())
+    bad = [f for f in fields if not re.fullmatch(r"[0-9]{1,10}", f.strip())]
+    if bad:
+        what = "an empty dimension" if any(not f.strip() for f in bad) else f"{bad[0].strip()!r}"
+        raise InputError(f"--input {text!r}: {what} is not a dimension: give positive integers "
+                         f"separated by commas, e.g. {name}=1,3,500,500")
+    shape = tuple(int(f) for f in fields)
+    if any(d < 1 or d > INT_MAX for d in shape):
+        raise InputError(f"--input {text!r}: every dimension must be between 1 and {INT_MAX:,} "
+                         f"(Caffe's int)")
     return name, shape
 
 
+def _check_inputs(inputs) -> dict:
+    """{blob name: shape} as given to infer_shapes, checked: names are str, dims ints >= 1."""
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, dict):
+        raise TypeError(f"inputs must be a dict {{blob name: shape}}, not {type(inputs).__name__}")
+    out = {}
+    for name, shape in inputs.items():
+        if not isinstance(name, str):
+            raise TypeError(f"input names must be str, not {name!r}")
+        if not isinstance(shape, (tuple, list)) or not all(
+                isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            raise TypeError(f"the shape of input {name!r} must be a tuple of ints, not {shape!r}")
+        if not shape or any(d < 1 or d > INT_MAX for d in shape):
+            raise ValueError(f"the shape of input {name!r} must have one or more dimensions "
+                             f"between 1 and {INT_MAX:,}, not {tuple(shape)}")
+        if math.prod(shape) > INT_MAX:
+            raise InputError(f"input '{name}' {fmt_shape(shape)} has {math.prod(shape):,} elements: "
+                             f"Caffe's blobs hold at most INT_MAX = {INT_MAX:,}")
+        out[name] = tuple(shape)
+    return out
+
+
 def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
-    inputs = {k: tuple(v) for k, v in (inputs or {}).items()}
+    """Every blob's shape, layer by layer in file order, by Caffe's rules. `inputs`: {blob:
+    shape} for net inputs and data-layer tops (overrides what the net gives)."""
+    if not isinstance(net, Net):
+        raise TypeError(f"infer_shapes takes a Net (from load_net), not {type(net).__name__}")
+    inputs = _check_inputs(inputs)
     reg = registry()
     sources = {}        # value name -> shape, for data-layer tops
     missing = []        # (blob, layer)
@@ -74,7 +111,7 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
         try:
             given = spec.shape(ctx, [])
         except ProtosegError as e:
-            raise e.locate(layer.span, layer.name, layer.type)
+            raise ctx.locate(e)
         for blob, value, shape in zip(layer.tops, layer.top_values, given):
             source_blobs.add(blob)
             if blob in inputs:
@@ -98,6 +135,7 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
     values: dict = {}
     out = []
     net_inputs = {}
+    hint = _batch_hint(net, reg, inputs, sources)
     for layer in net.layers:
         spec = reg[layer.type]
         bottoms = [values[v] for v in layer.bottom_values]
@@ -116,17 +154,50 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
                     ctx.conf = spec.conf(ctx, bottoms)
                 tops = spec.shape(ctx, bottoms)
             except ProtosegError as e:
-                raise e.locate(layer.span, layer.name, layer.type)
+                if hint and not e.hint:
+                    e.hint = hint
+                raise ctx.locate(e)
         if len(tops) != len(layer.tops):
-            raise ShapeError(f"the rule for {layer.type} gave {len(tops)} tops for "
-                             f"{len(layer.tops)} named tops").locate(layer.span, layer.name, layer.type)
+            raise ctx.locate(ShapeError(f"the rule for {layer.type} gave {len(tops)} tops for "
+                                        f"{len(layer.tops)} named tops"))
         for t, shape in zip(layer.tops, tops):
-            if any(d < 1 for d in shape):
-                raise ShapeError(
-                    f"top '{t}' would have shape {fmt_shape(shape)}: a dimension below 1 "
-                    f"(the input is too small for this layer: bottoms {', '.join(fmt_shape(b) for b in bottoms)})"
-                    + (f"; {ctx.notes[-1]}" if ctx.notes else "")).locate(layer.span, layer.name, layer.type)
+            _check_top(ctx, t, tuple(shape), bottoms)
         for v, shape in zip(layer.top_values, tops):
             values[v] = tuple(shape)
         out.append(LayerShapes(layer, bottoms, [tuple(t) for t in tops], ctx.notes, ctx.conf))
     return Shapes(net, out, values, net_inputs)
+
+
+def _check_top(ctx, top: str, shape: tuple, bottoms: list) -> None:
+    """A top's shape must be one Caffe can hold: every dimension >= 1, at most INT_MAX elements
+    (Blob::Reshape checks count <= INT_MAX)."""
+    if any(d < 1 for d in shape):
+        if bottoms:
+            why = f"the input is too small for this layer: bottoms {', '.join(fmt_shape(b) for b in bottoms)}"
+        else:
+            why = "the layer's own parameters give it"
+        raise ctx.locate(ShapeError(f"top '{top}' would have shape {fmt_shape(shape)}: a dimension "
+                                    f"below 1 ({why})" + (f"; {ctx.notes[-1]}" if ctx.notes else "")))
+    count = math.prod(shape)
+    if count > INT_MAX:
+        raise ctx.locate(ShapeError(
+            f"top '{top}' would have shape {fmt_shape(shape)}, {count:,} elements: Caffe's blobs "
+            f"hold at most INT_MAX = {INT_MAX:,} (Blob::Reshape refuses more)"))
+
+
+def _batch_hint(net: Net, reg, inputs: dict, sources: dict) -> str | None:
+    """When --input changes the batch of some tops of a data layer and not of the others (data
+    but not label), a later shape error most likely comes from that: say so."""
+    for layer in net.layers:
+        if not reg[layer.type].source:
+            continue
+        given = [(b, sources[v]) for b, v in zip(layer.tops, layer.top_values) if b in inputs]
+        kept = [(b, sources[v]) for b, v in zip(layer.tops, layer.top_values)
+                if b not in inputs and v in sources and sources[v]]
+        for blob, shape in kept:
+            if given and shape[0] != given[0][1][0]:
+                new = ",".join(str(d) for d in (given[0][1][0],) + tuple(shape[1:]))
+                return (f"--input gave '{given[0][0]}' of layer '{layer.name}' batch "
+                        f"{given[0][1][0]}, but its top '{blob}' keeps the layer's batch {shape[0]}: "
+                        f"also give --input {blob}={new}")
+    return None

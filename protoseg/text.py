@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 
 
 def fmt_shape(shape) -> str:
@@ -25,3 +26,20 @@ def did_you_mean(word: str, choices, n: int = 2, cutoff: float = 0.6) -> str | N
 def plural(n: int, word: str) -> str:
     """plural(1, 'blob') -> '1 blob', plural(2, 'blob') -> '2 blobs'."""
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def parse_bytes(text: str) -> int:
+    """'64G', '512M', '1.5GiB', '1000000' -> bytes (K, M, G, T: powers of 1024). ValueError."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.I)
+    if not m:
+        raise ValueError(f"{text!r} is not a size: give bytes, or a number with K, M, G or T")
+    return int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))

@@ -186,7 +186,8 @@ def test_fork_fields_are_known():
 
 def test_unknown_bottom_suggests_a_name():
     msg = err_of(GraphError, INPUT + 'layer { name: "r" type: "ReLU" bottom: "dat" top: "r" }\n')
-    assert "t.prototxt:2:32: layer 'r' (ReLU): bottom 'dat' (bottom 0) is not produced by any layer" in msg
+    # the caret on the value that names the unknown blob
+    assert "t.prototxt:2:40: layer 'r' (ReLU): bottom 'dat' (bottom 0) is not produced by any layer" in msg
     assert "did you mean 'data'?" in msg
 
 
@@ -277,10 +278,19 @@ def test_include_and_exclude_together_is_an_error():
 
 @pytest.mark.parametrize("spec,words", [
     ("data", "expected NAME=N,C,H,W"),
-    ("data=1,a,3", "must be integers"),
-    ("data=1,0,3", "positive dimensions"),
+    ("data=1,a,3", "'a' is not a dimension"),
+    ("data=1,0,3", "every dimension must be between 1 and 2,147,483,647"),
     ("=1,3", "expected NAME=N,C,H,W"),
-], ids=["no-shape", "not-int", "zero", "no-name"])
+    # these were accepted as 3-D shapes, the bad fields dropped (a silently wrong input)
+    ("data=1,,32,32", "an empty dimension is not a dimension"),
+    ("data=1,3,x", "an empty dimension is not a dimension"),
+    ("data=1,3,32,x32xx", "an empty dimension is not a dimension"),
+    ("data=1,3,32,32.5", "'32.5' is not a dimension"),
+    ("data=1,3,-2,32", "'-2' is not a dimension"),
+    ("data=1,3,2147483648,1", "every dimension must be between 1 and 2,147,483,647"),
+    ("data=1,3," + "9" * 5000, "is not a dimension"),
+], ids=["no-shape", "not-int", "zero", "no-name", "empty-field", "trailing-x", "letters-x",
+        "float", "negative", "over-int-max", "5000-digits"])
 def test_bad_input_spec(spec, words):
     with pytest.raises(InputError, match=words):
         parse_input_spec(spec)

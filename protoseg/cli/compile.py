@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import ProtosegError
-from .options import add_net_options, plan
+from .options import add_net_options, memory_size, plan
 
 
 def register(sub):
@@ -28,6 +28,9 @@ def register(sub):
                         "run it with these weights")
     p.add_argument("--no-strict", action="store_true",
                    help="with --weights: ignore layers missing on either side (Caffe's behaviour)")
+    p.add_argument("--max-memory", type=memory_size, metavar="SIZE",
+                   help="with --check: the memory the run may take, e.g. 16G (default: the memory "
+                        "available); a net that needs more is refused before anything runs")
     return p
 
 
@@ -55,7 +58,7 @@ def run(args) -> int:
             print(f"wrote {paths[1]} ({len(state)} tensors; load with "
                   f"model.load_state_dict(safetensors.torch.load_file(...)))", file=info)
     if args.check:
-        return _check(p, state, info)
+        return _check(p, state, info, args.max_memory)
     if not (args.print_code or args.out_dir):
         print(f"{p.class_name}: {len(p.steps)} layers compiled; inputs "
               + ", ".join(f"{i.blob} {tuple(i.shape)}" for i in p.inputs) + "; outputs "
@@ -64,11 +67,13 @@ def run(args) -> int:
     return 0
 
 
-def _check(p, state, info) -> int:
+def _check(p, state, info, max_memory) -> int:
     import torch
 
     from ..backends.fx import build_module
     from ..compile import check_shapes
+    from ..plan import check_memory
+    check_memory(p, max_memory)
     model = build_module(p)
     if state is not None:
         model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)

@@ -1,7 +1,7 @@
 """`protoseg inspect`: a caffemodel's layers, blob shapes, dtypes and parameter counts."""
 from __future__ import annotations
 
-from ..text import dims
+from ..text import dims, human_bytes
 from .output import table
 
 
@@ -17,14 +17,6 @@ def run(args) -> int:
     from ..caffemodel import read_caffemodel
     print(format_inspect(read_caffemodel(args.caffemodel, progress=False if args.quiet else None)))
     return 0
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_inspect(model) -> str:

@@ -21,6 +21,15 @@ def add_net_options(p: argparse.ArgumentParser, *, prototxt: str = "positional")
     p.add_argument("--level", type=int, default=0, help="net state level (default 0)")
 
 
+def memory_size(text: str) -> int:
+    """An argparse type: '16G', '512M', bytes."""
+    from ..text import parse_bytes
+    try:
+        return parse_bytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def input_shapes(args) -> dict:
     """--input NAME=N,C,H,W (repeatable) as {name: shape}."""
     return dict(parse_input_spec(s) for s in args.input)

@@ -9,6 +9,9 @@ import struct
 from ..errors import ShapeError
 
 
+INT_MAX = 2**31 - 1      # Caffe's blob dimensions and element counts are C ints (Blob::Reshape)
+
+
 def cdiv(a: int, b: int) -> int:
     """C++ int division: truncates toward zero (-1 / 2 == 0, unlike Python's -1 // 2 == -1)."""
     q = abs(a) // abs(b)
@@ -20,10 +23,11 @@ def count(shape) -> int:
 
 
 def canonical_axis(axis: int, num_axes: int, what: str = "axis") -> int:
-    """Caffe's CanonicalAxisIndex: -n <= axis < n, negative counts from the end."""
+    """Caffe's CanonicalAxisIndex: -n <= axis < n, negative counts from the end. `what`: the
+    parameter that gave it (the error points there)."""
     if not -num_axes <= axis < num_axes:
         raise ShapeError(f"{what} {axis} is out of range for a {num_axes}-axis blob "
-                         f"(valid: {-num_axes} to {num_axes - 1})")
+                         f"(valid: {-num_axes} to {num_axes - 1})", field=what)
     return axis + num_axes if axis < 0 else axis
 
 
@@ -32,14 +36,15 @@ def per_axis(p, name: str, h_name: str, w_name: str, n_spatial: int, default: in
     """Expand a repeated field (`kernel_size`) or its `_h`/`_w` pair to one value per spatial axis
     (ConvolutionParameter rules, BaseConvolutionLayer::LayerSetUp)."""
     if p.has(h_name) or p.has(w_name):
+        given = h_name if p.has(h_name) else w_name
         if n_spatial != 2:
             raise ShapeError(f"{h_name}/{w_name} can only be used for 2-D convolution "
-                             f"(this one has {n_spatial} spatial axes)")
+                             f"(this one has {n_spatial} spatial axes)", field=given)
         if p.get(name):
-            raise ShapeError(f"give either {name} or {h_name}/{w_name}, not both")
+            raise ShapeError(f"give either {name} or {h_name}/{w_name}, not both", field=given)
         h, w = p.get(h_name), p.get(w_name)
         if not missing_ok and not (p.has(h_name) and p.has(w_name)):
-            raise ShapeError(f"{h_name} and {w_name} must be given together")
+            raise ShapeError(f"{h_name} and {w_name} must be given together", field=given)
         return [h, w]
     values = list(p.get(name))
     if not values:
@@ -50,7 +55,7 @@ def per_axis(p, name: str, h_name: str, w_name: str, n_spatial: int, default: in
         return values * n_spatial
     if len(values) != n_spatial:
         raise ShapeError(f"{name} has {len(values)} values; it needs 1 or {n_spatial} "
-                         f"(one per spatial axis)")
+                         f"(one per spatial axis)", field=name)
     return values
 
 

@@ -164,9 +164,18 @@ class ShapeContext:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
-    def fail(self, message: str, field: str | None = None, hint: str | None = None):
-        span = self.p.spans.get(field) if (self.p is not None and field) else None
-        raise ShapeError(message, span=span, hint=hint)
+    def fail(self, message: str, field: str | None = None, hint: str | None = None, *,
+             span=None):
+        """Raise a ShapeError pointing at `field` of the layer's param message (or at `span`)."""
+        raise self.locate(ShapeError(message, span=span, hint=hint, field=field))
+
+    def locate(self, err):
+        """Point an error that names a parameter (`err.field`) at where the layer writes it, then
+        at the layer: `file:line:col: layer 'name' (Type): ...`."""
+        p = self.p
+        if err.span is None and err.field and p is not None and err.field in p.type.fields:
+            err.span = p.span_of(err.field)
+        return err.locate(self.layer.span, self.layer.name, self.layer.type)
 
 
 class LowerContext(ShapeContext):

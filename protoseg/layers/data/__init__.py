@@ -7,12 +7,20 @@ fix is None: the user gives it with --input.
 """
 from __future__ import annotations
 
+from ..geometry import INT_MAX
 from ..spec import LayerSpec
 from ...text import fmt_shape
 
 
-def _blob_shape(bs) -> tuple:
-    return tuple(bs.get("dim"))
+def _blob_shape(ctx, bs) -> tuple:
+    """A BlobShape's dims, each checked (Blob::Reshape: a dim is a C int; protoseg also refuses 0,
+    which Caffe allows only for an empty blob)."""
+    dims = tuple(bs.get("dim"))
+    for j, d in enumerate(dims):
+        if not 1 <= d <= INT_MAX:
+            ctx.fail(f"dim {d}: a blob dimension must be between 1 and {INT_MAX:,}",
+                     span=bs.span_of("dim", j))
+    return dims
 
 
 def input_shape(ctx, bottoms):
@@ -24,7 +32,7 @@ def input_shape(ctx, bottoms):
     if len(shapes) not in (1, n):
         ctx.fail(f"input_param has {len(shapes)} shapes for {n} tops: give 1 (shared) or {n}",
                  "shape")
-    out = [_blob_shape(shapes[0 if len(shapes) == 1 else i]) for i in range(n)]
+    out = [_blob_shape(ctx, shapes[0 if len(shapes) == 1 else i]) for i in range(n)]
     if len(shapes) == 1 and n > 1:
         ctx.note(f"one shape {fmt_shape(out[0])} shared by the {n} tops")
     return out
@@ -39,7 +47,7 @@ def dummy_data_shape(ctx, bottoms):
     if shapes:
         if len(shapes) not in (1, n):
             ctx.fail(f"{len(shapes)} shapes for {n} tops: give 1 or {n}", "shape")
-        return [_blob_shape(shapes[0 if len(shapes) == 1 else i]) for i in range(n)]
+        return [_blob_shape(ctx, shapes[0 if len(shapes) == 1 else i]) for i in range(n)]
     for name, values in zip(("num", "channels", "height", "width"), legacy):
         if len(values) not in (1, n):
             ctx.fail(f"{name} has {len(values)} values for {n} tops: give 1 or {n}", name)
