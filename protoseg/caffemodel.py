@@ -302,6 +302,8 @@ class _Reader:
         rec_size = 1 + width
         record = np.dtype([("tag", "u1"), ("value", dtype)])
         capacity = (end - pos) // rec_size
+        if capacity == 0:       # not even the first record fits: an error, not an empty run
+            self.fixed(pos + 1, width, end, pos, tag_byte >> 3, where)
         out = _alloc(capacity, dtype, populate=False)
         n = 0
         while n < capacity:
