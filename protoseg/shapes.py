@@ -60,7 +60,10 @@ def parse_input_spec(text: str) -> tuple[str, tuple]:
     return name, shape
 
 
-def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
+def source_shapes(net: Net, inputs: dict | None = None) -> dict:
+    """SSA value -> shape for every top of a data layer: from `inputs` (the CLI's --input, by
+    blob name) where given, else from the layer's params; an error names the blobs that have
+    neither."""
     inputs = {k: tuple(v) for k, v in (inputs or {}).items()}
     reg = registry()
     sources = {}        # value name -> shape, for data-layer tops
@@ -94,15 +97,44 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
         example = " ".join(f"--input {b}=N,C,H,W" for b, _ in missing)
         raise InputError(f"the shapes of these blobs are not given by the net and must be given "
                          f"with --input: {lines}", span=missing[0][1].span, hint=f"e.g. {example}")
+    return sources
 
+
+def layer_tops(layer, spec, bottoms: list) -> tuple[list, ShapeContext]:
+    """Run one (non-data) layer's rule on its bottom shapes: its top shapes, and its context (the
+    parsed parameters in `conf`, the arithmetic in `notes`). Raises the rule's error, located at
+    the layer."""
+    ctx = ShapeContext(layer, spec)
+    try:
+        if spec.conf is not None:
+            ctx.conf = spec.conf(ctx, bottoms)
+        tops = spec.shape(ctx, bottoms)
+    except ProtosegError as e:
+        raise e.locate(layer.span, layer.name, layer.type)
+    if len(tops) != len(layer.tops):
+        raise ShapeError(f"the rule for {layer.type} gave {len(tops)} tops for "
+                         f"{len(layer.tops)} named tops").locate(layer.span, layer.name, layer.type)
+    for t, shape in zip(layer.tops, tops):
+        if any(d < 1 for d in shape):
+            raise ShapeError(
+                f"top '{t}' would have shape {fmt_shape(shape)}: a dimension below 1 "
+                f"(the input is too small for this layer: bottoms {', '.join(fmt_shape(b) for b in bottoms)})"
+                + (f"; {ctx.notes[-1]}" if ctx.notes else "")).locate(layer.span, layer.name, layer.type)
+    return [tuple(t) for t in tops], ctx
+
+
+def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
+    inputs = {k: tuple(v) for k, v in (inputs or {}).items()}
+    reg = registry()
+    sources = source_shapes(net, inputs)
     values: dict = {}
     out = []
     net_inputs = {}
     for layer in net.layers:
         spec = reg[layer.type]
         bottoms = [values[v] for v in layer.bottom_values]
-        ctx = ShapeContext(layer, spec)
         if spec.source:
+            ctx = ShapeContext(layer, spec)
             tops = [sources[v] for v in layer.top_values]
             for blob, shape in zip(layer.tops, tops):
                 net_inputs[blob] = shape
@@ -111,21 +143,7 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
             if not ctx.notes:
                 spec.shape(ctx, [])     # for its notes
         else:
-            try:
-                if spec.conf is not None:
-                    ctx.conf = spec.conf(ctx, bottoms)
-                tops = spec.shape(ctx, bottoms)
-            except ProtosegError as e:
-                raise e.locate(layer.span, layer.name, layer.type)
-        if len(tops) != len(layer.tops):
-            raise ShapeError(f"the rule for {layer.type} gave {len(tops)} tops for "
-                             f"{len(layer.tops)} named tops").locate(layer.span, layer.name, layer.type)
-        for t, shape in zip(layer.tops, tops):
-            if any(d < 1 for d in shape):
-                raise ShapeError(
-                    f"top '{t}' would have shape {fmt_shape(shape)}: a dimension below 1 "
-                    f"(the input is too small for this layer: bottoms {', '.join(fmt_shape(b) for b in bottoms)})"
-                    + (f"; {ctx.notes[-1]}" if ctx.notes else "")).locate(layer.span, layer.name, layer.type)
+            tops, ctx = layer_tops(layer, spec, bottoms)
         for v, shape in zip(layer.top_values, tops):
             values[v] = tuple(shape)
         out.append(LayerShapes(layer, bottoms, [tuple(t) for t in tops], ctx.notes, ctx.conf))

@@ -25,3 +25,16 @@ def did_you_mean(word: str, choices, n: int = 2, cutoff: float = 0.6) -> str | N
 def plural(n: int, word: str) -> str:
     """plural(1, 'blob') -> '1 blob', plural(2, 'blob') -> '2 blobs'."""
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def fmt_number(x) -> str:
+    """An exact fraction as text: 5, 2.5, 0.71875, or 1/3 where no short decimal is exact."""
+    if x.denominator == 1:
+        return str(x.numerator)
+    d = x.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    text = f"{float(x):.12g}"
+    return text if d == 1 and len(text) <= 10 else f"{x.numerator}/{x.denominator}"
