@@ -189,21 +189,20 @@ def _misaligned(maps) -> list:
 
 
 def _input_size(net, inputs, error: ShapeError) -> Finding:
-    """The declared size fails: say where, and the nearest sizes the net takes."""
+    """The declared size fails: say where, and the nearest sizes the net takes: along each axis
+    with the others as declared, or, where none, along every axis at once."""
     from .sizes import input_sizes
     report = input_sizes(net, inputs)
+    if not any(ax.accepted for ax in report.axes):
+        report = input_sizes(net, inputs, square=True)
     near = []
     for ax in report.axes:
-        ok = ax.accepted
-        if ax.declared in ok:
-            continue
-        below = [n for n in ok if n < ax.declared][-1:]
-        above = [n for n in ok if n > ax.declared][:1]
-        name = axis_name(ax.axis, len(report.shape))
-        near.append(f"{name}: {', '.join(map(str, below + above)) or 'none in 1..1024'}")
-    hint = ("nearest sizes it takes: " + "; ".join(near) + " (`protoseg sizes` lists them all)"
-            if near else None)
+        below = [n for n in ax.accepted if n < ax.declared[0]][-1:]
+        above = [n for n in ax.accepted if n > ax.declared[0]][:1]
+        near.append(f"{ax.label(len(report.shape))}: "
+                    f"{', '.join(map(str, below + above)) or f'none in {ax.lo}..{ax.hi}'}")
     layer = next((l for l in net.layers if l.name == error.layer and l.span == error.span), None)
     return Finding("error", "input-size", layer,
                    f"the net cannot take its input '{report.input}' {dims(report.shape)}: "
-                   f"{error.message}", hint)
+                   f"{error.message}",
+                   "nearest sizes it takes: " + "; ".join(near) + " (`protoseg sizes` lists them)")

@@ -23,6 +23,7 @@ from ..errors import InputError, ProtosegError
 from ..layers import LowerContext, registry
 from ..shapes import layer_tops, source_shapes
 from ..text import fmt_shape
+from .coords import axis_name
 
 MAX_PERIOD = 64
 
@@ -51,12 +52,19 @@ class Row:
 
 @dataclass
 class AxisSizes:
-    axis: int
-    declared: int
+    """The sizes one axis takes (the others as declared), or, with several axes, every axis at
+    once (n x n); the outputs' sizes along the first."""
+
+    axes: tuple
+    declared: tuple             # the declared size of each axis
     lo: int
     hi: int
     outcomes: dict              # size -> tuple of output sizes (accepted) or Rejection
     rows: list = field(default_factory=list)
+
+    def label(self, ndim: int) -> str:
+        """'H', 'W', or 'H = W' for axes that move together."""
+        return " = ".join(axis_name(a, ndim) for a in self.axes)
 
     @property
     def accepted(self) -> list:
@@ -100,9 +108,11 @@ class SizeReport:
         return self._reasons[key]
 
 
-def input_sizes(net, inputs: dict | None = None, lo: int = 1, hi: int = 1024) -> SizeReport:
-    """Run every size lo..hi of each spatial axis of the net's first spatial input through the net
-    (`inputs`: shapes by blob name, as infer_shapes takes them, for the declared sizes)."""
+def input_sizes(net, inputs: dict | None = None, lo: int = 1, hi: int = 1024,
+                square: bool = False) -> SizeReport:
+    """Run every size lo..hi of each spatial axis of the net's first spatial input through the net,
+    the other axes as declared (`inputs`: shapes by blob name, as infer_shapes takes them); with
+    `square`, every spatial axis at once (n x n)."""
     from ..net import Net
     if not isinstance(net, Net):
         raise TypeError(f"input_sizes() takes a Net (protoseg.load_net), not {type(net).__name__}")
@@ -120,28 +130,40 @@ def input_sizes(net, inputs: dict | None = None, lo: int = 1, hi: int = 1024) ->
     used = {v for l in net.layers for v in l.bottom_values}
     outputs = [(b, v) for l in net.layers if not reg[l.type].source
                for b, v in zip(l.tops, l.top_values) if v not in used]
-    axes, unchecked = [], set()
-    varied = set()
-    for a in range(2, len(shape)):
-        group = [v for _, v in spatial if len(sources[v]) > a and sources[v][a] == shape[a]]
-        varied |= {b for b, v in spatial if v in group}
-        sizes = [shape[a]] + [n for n in range(lo, hi + 1) if n != shape[a]]
-        results, missed = _run(net, sources, group, a, sizes, [v for _, v in outputs])
+    groups = [tuple(range(2, len(shape)))] if square else [(a,) for a in range(2, len(shape))]
+    axes, unchecked, varied = [], set(), set()
+    for group in groups:
+        declared = tuple(shape[a] for a in group)
+        moving = [v for _, v in spatial if len(sources[v]) > group[-1]
+                  and tuple(sources[v][a] for a in group) == declared]
+        varied |= {b for b, v in spatial if v in moving}
+        points = [declared] + [(n,) * len(group) for n in range(lo, hi + 1)
+                               if (n,) * len(group) != declared]
+        results, missed = _run(net, sources, moving, group, points, [v for _, v in outputs])
         unchecked |= missed
-        outcomes = {n: results[i] for i, n in enumerate(sizes) if lo <= n <= hi}
-        axes.append(AxisSizes(a, shape[a], lo, hi, outcomes, summarize(outcomes, lo, hi)))
+        outcomes = {p[0]: r for p, r in zip(points[1:], results[1:])}
+        if len(set(declared)) == 1 and lo <= declared[0] <= hi:
+            outcomes[declared[0]] = results[0]
+        outcomes = dict(sorted(outcomes.items()))
+        axes.append(AxisSizes(group, declared, lo, hi, outcomes, summarize(outcomes, lo, hi)))
     return SizeReport(net, name, shape, [b for b, _ in spatial if b in varied],
                       [b for b, _ in outputs], axes, sorted(unchecked))
 
 
-def _run(net, sources: dict, varied: list, axis: int, sizes: list, outputs: list):
-    """Every size through every layer; sizes[0] is the declared one (its blob shapes are the
-    reference). Returns per size the outputs' sizes along `axis` or a Rejection, and the names of
-    the layers whose blobs could not be checked."""
+def _run(net, sources: dict, varied: list, axes: tuple, points: list, outputs: list):
+    """Every point (the sizes of `axes`) through every layer; points[0] is the declared one (its
+    blob shapes are the reference). Returns per point the outputs' sizes along axes[0] or a
+    Rejection, and the names of the layers whose blobs could not be checked."""
     reg = registry()
-    state = {v: ([s[:axis] + (n,) + s[axis + 1:] for n in sizes] if v in varied else [s] * len(sizes))
+
+    def at(shape, point):
+        shape = list(shape)
+        for a, n in zip(axes, point):
+            shape[a] = n
+        return tuple(shape)
+    state = {v: ([at(s, p) for p in points] if v in varied else [s] * len(points))
              for v, s in sources.items()}
-    refused: list = [None] * len(sizes)
+    refused: list = [None] * len(points)
     unchecked = set()
     for index, layer in enumerate(net.layers):
         spec = reg[layer.type]
@@ -153,7 +175,7 @@ def _run(net, sources: dict, varied: list, axis: int, sizes: list, outputs: list
             keys = columns[0]
             results = {k: step.evaluate((k,)) for k in dict.fromkeys(keys)}
         else:
-            keys = list(zip(*columns)) if columns else [()] * len(sizes)
+            keys = list(zip(*columns)) if columns else [()] * len(points)
             results = {k: step.evaluate(k) for k in dict.fromkeys(keys)}
         if step.rejected:
             for i, k in enumerate(keys):
@@ -168,12 +190,12 @@ def _run(net, sources: dict, varied: list, axis: int, sizes: list, outputs: list
         if step.unchecked:
             unchecked.add(layer.name)
     out = []
-    for i in range(len(sizes)):
+    a = axes[0]
+    for i in range(len(points)):
         if refused[i] is not None:
             out.append(refused[i])
         else:
-            out.append(tuple(state[v][i][axis] if len(state[v][i]) > axis else None
-                             for v in outputs))
+            out.append(tuple(state[v][i][a] if len(state[v][i]) > a else None for v in outputs))
     return out, unchecked
 
 

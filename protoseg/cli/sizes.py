@@ -3,7 +3,7 @@ for each (protoseg.analysis.sizes), compactly: ranges and periods with the outpu
 the size n."""
 from __future__ import annotations
 
-from ..analysis import axis_name, input_sizes
+from ..analysis import input_sizes
 from ..errors import InputError
 from ..text import dims
 from .options import add_net_options, input_shapes, net_state
@@ -20,6 +20,8 @@ def register(sub):
     add_net_options(p)
     p.add_argument("--range", default="1:1024", metavar="LO:HI",
                    help="the sizes to try (default 1:1024)")
+    p.add_argument("--square", action="store_true",
+                   help="move every spatial axis at once (n x n inputs) instead of one at a time")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--pretty", action="store_true", help="indent JSON output")
     return p
@@ -41,7 +43,7 @@ def run(args) -> int:
     from ..net import load_net
     lo, hi = parse_range(args.range)
     net = load_net(args.prototxt, **net_state(args))
-    report = input_sizes(net, input_shapes(args), lo, hi)
+    report = input_sizes(net, input_shapes(args), lo, hi, square=args.square)
     if args.format == "json":
         print(to_json(report_json(report), args.pretty))
     else:
@@ -54,7 +56,7 @@ def _groups(report) -> list:
     refused by the same layers merged: 'H, W'."""
     out = []
     for ax in report.axes:
-        name = axis_name(ax.axis, len(report.shape))
+        name = ax.label(len(report.shape))
         same = next((g for g in out if (g[1].rows, g[1].rejected()) == (ax.rows, ax.rejected())),
                     None)
         if same:
@@ -67,8 +69,9 @@ def _groups(report) -> list:
 def report_text(report) -> str:
     varied = ", ".join(f"'{b}'" for b in report.varied)
     lo, hi = report.axes[0].lo, report.axes[0].hi
-    out = [f"{varied} {dims(report.shape)}: each of sizes {lo}..{hi} along one axis, the others as "
-           f"declared", ""]
+    how = ("along every spatial axis at once" if len(report.axes[0].axes) > 1 else
+           "along one axis, the others as declared")
+    out = [f"{varied} {dims(report.shape)}: each of sizes {lo}..{hi} {how}", ""]
     rows = []
     for label, ax in _groups(report):
         for row in ax.rows:
@@ -101,8 +104,8 @@ def report_json(report) -> dict:
         "varied": report.varied,
         "outputs": report.outputs,
         "range": [report.axes[0].lo, hi],
-        "axes": [{"axis": ax.axis, "name": axis_name(ax.axis, len(report.shape)),
-                  "declared": ax.declared, "rows": [line(r) for r in ax.rows],
+        "axes": [{"axes": list(ax.axes), "name": ax.label(len(report.shape)),
+                  "declared": list(ax.declared), "rows": [line(r) for r in ax.rows],
                   "accepted": {str(n): dict(zip(report.outputs, ax.outcomes[n]))
                                for n in ax.accepted},
                   "rejected": [{"layer": report.net.layers[i].name,
