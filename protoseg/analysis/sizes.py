@@ -255,15 +255,13 @@ class _Layer:
                 changed.update([a for a in range(len(b)) if b[a] != t[a]])
         if not changed <= rules.keys():
             return None
-        new = [list(t) for t in tops]
+        new = tops
         for a in changed:
-            size = rules[a].size(*(b[a] if len(b) > a else None for b in key))
+            size = rules[a].size(*[b[a] if len(b) > a else None for b in key])
             if size is None or size < 1:
                 return Rejection(self.index, key)
-            for t in new:
-                if len(t) > a:
-                    t[a] = size
-        return tuple(tuple(t) for t in new)
+            new = tuple(t[:a] + (size,) + t[a + 1:] if len(t) > a else t for t in new)
+        return new
 
 
 def _blob_reason(want: tuple, got: tuple) -> str:

@@ -312,6 +312,12 @@ def same_axes(ctx) -> dict:
     return {a: AxisRule(equal_size) for a in range(len(ctx.bottoms[0]))}
 
 
+def spatial_axes(ctx) -> dict:
+    """The axes after the channel axis pass through unchanged (per-channel layers, whose blobs are
+    as long as the channel axis: it keeps no rule)."""
+    return {a: AxisRule(equal_size) for a in range(2, len(ctx.bottoms[0]))}
+
+
 def whole_axes(ctx, axes) -> dict:
     """Like same_axes, but every element of `axes` depends on the whole axis (a softmax, a mean over
     the axis): the reach is the axis' size - 1."""

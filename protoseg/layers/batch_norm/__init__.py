@@ -6,7 +6,7 @@ Blobs: mean_sum (C,), var_sum (C,), factor (1,). mean = mean_sum / factor, var =
 """
 from __future__ import annotations
 
-from ..spec import Cost, LayerSpec, nn, same_axes
+from ..spec import Cost, LayerSpec, nn, spatial_axes
 
 
 def bn_shape(ctx, bottoms):
@@ -60,4 +60,4 @@ def bn_blobs(ctx) -> list:
 
 SPECS = [LayerSpec("BatchNorm", bn_shape, param="batch_norm_param", lower=bn_lower,
                    weights=bn_weights, cost=lambda ctx: Cost(tuple(bn_blobs(ctx))),
-                   axes=same_axes)]
+                   axes=spatial_axes)]

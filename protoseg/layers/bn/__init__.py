@@ -4,7 +4,7 @@ mean, var, each (1, C, 1, 1)); SegNet's `bn_mode: INFERENCE` applies scale and s
 from __future__ import annotations
 
 from ..scale import SCALE_MODULE
-from ..spec import Cost, LayerSpec, nn, same_axes, same_shape
+from ..spec import Cost, LayerSpec, nn, same_shape, spatial_axes
 
 
 def _segnet(ctx) -> bool:
@@ -61,4 +61,4 @@ def bn_fork_blobs(ctx) -> list:
 
 
 SPECS = [LayerSpec("BN", same_shape, param="bn_param", lower=bn_fork_lower, weights=bn_fork_weights,
-                   cost=lambda ctx: Cost(tuple(bn_fork_blobs(ctx))), axes=same_axes)]
+                   cost=lambda ctx: Cost(tuple(bn_fork_blobs(ctx))), axes=spatial_axes)]

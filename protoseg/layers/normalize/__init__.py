@@ -3,7 +3,7 @@ channels (per pixel) or across the whole item, then scale by a learned scalar or
 from __future__ import annotations
 
 from ..geometry import count
-from ..spec import Cost, LayerSpec, local, same_axes, whole_axes
+from ..spec import Cost, LayerSpec, local, spatial_axes, whole_axes
 
 
 def normalize_shape(ctx, bottoms):
@@ -43,10 +43,13 @@ def normalize_cost(ctx) -> Cost:
 
 
 def normalize_axes(ctx) -> dict:
-    """Same sizes; across_spatial: every value depends on the whole item (its norm)."""
+    """Same sizes; across_spatial: every value depends on the whole item (its norm). The channel
+    axis, which the scale blob is as long as, keeps no rule."""
     if ctx.p.get("across_spatial"):
-        return whole_axes(ctx, range(1, len(ctx.bottoms[0])))
-    return same_axes(ctx)
+        rules = whole_axes(ctx, range(1, len(ctx.bottoms[0])))
+        del rules[1]
+        return rules
+    return spatial_axes(ctx)
 
 
 SPECS = [LayerSpec("Normalize", normalize_shape, param="norm_param", lower=normalize_lower,

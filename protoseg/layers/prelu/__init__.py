@@ -2,7 +2,7 @@
 c the channel (axis 1). Blob 0: slopes (C,), or a 0-axis scalar with channel_shared."""
 from __future__ import annotations
 
-from ..spec import Cost, LayerSpec, nn, same_axes
+from ..spec import Cost, LayerSpec, nn, spatial_axes
 
 
 def prelu_shape(ctx, bottoms):
@@ -37,4 +37,4 @@ def prelu_weights(ctx, blobs):
 
 SPECS = [LayerSpec("PReLU", prelu_shape, param="prelu_param", lower=prelu_lower,
                    weights=prelu_weights, cost=lambda ctx: Cost(tuple(prelu_blobs(ctx))),
-                   axes=same_axes)]
+                   axes=spatial_axes)]
