@@ -21,6 +21,7 @@ from protoseg.cli import main
 from protoseg.layers import LowerContext, registry
 from protoseg.net import load_net
 from protoseg.shapes import infer_shapes
+from test_corpus import CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
 FCN8S = ROOT / "prototxts" / "fcn8s.prototxt"
@@ -170,3 +171,12 @@ def test_shapes_json_always_has_maps(capsys):
 def test_coord_maps_checks_its_argument():
     with pytest.raises(TypeError, match="Shapes of infer_shapes"):
         coord_maps(load_net(str(FCN8S)))
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not present")
+def test_shapes_rf_names_the_layers_whose_bottoms_do_not_line_up(capsys):
+    # the model-zoo FCN-8s crops at offset 0 (no crop_param), so both sums add misaligned blobs
+    path = CORPUS / "fcn" / "fcn-8s-pascal-deploy_modelzoo.prototxt"
+    assert main(["shapes", str(path), "--rf"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.endswith("'fuse' (line 526), 'fuse' (line 573)")

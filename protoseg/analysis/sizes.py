@@ -1,7 +1,7 @@
 """Which input sizes a net takes, and what it gives for each.
 
-One spatial axis of the input at a time (the others as declared), every size of a range is run
-through the net's layers together. A layer is evaluated once per distinct set of bottom shapes:
+One spatial axis of the input at a time (the others as declared), or all of them at once (n x n),
+every size of a range is run through the net's layers together. A layer is evaluated once per distinct set of bottom shapes:
 by its own shape rule the first time, then, where only axes its type gives an `AxisRule` for
 differ, by that rule's size function alone (the same arithmetic the shape rule uses, without its
 notes); anything else goes through the shape rule again. A size is taken when every layer takes

@@ -56,6 +56,11 @@ def run(args) -> int:
             print(table(head, rows, right=right))
         if args.cost and total.unknown:
             print(f"\nno cost rule (counted as 0 in the total): {', '.join(total.unknown)}")
+        if args.rf and maps.misaligned:
+            names = dict.fromkeys(f"'{m.layer.name}' (line {m.layer.span.line})"
+                                  for m in maps.misaligned)
+            print(f"\nbottoms that do not line up (the row shows bottom 0's map; `protoseg check` "
+                  f"says how): {', '.join(names)}")
     return 0
 
 
