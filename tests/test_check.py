@@ -71,7 +71,8 @@ def test_pooling_clip_rule_is_reported():
     # W: ceil((6 + 2 - 3)/3) + 1 = 3, and 6 >= 6 + 1 is false: 3, nothing to report
     report = check_net(load_net(text=CLIP))
     assert [(f.kind, f.layer.name) for f in report.findings] == [("clip-rule", "pool")]
-    assert "on H" in report.findings[0].message and "gives 2, not 3" in report.findings[0].message
+    message = report.findings[0].message
+    assert "on H" in message and "gives 2;" in message and "formula gets 3" in message
 
 
 UNALIGNED = """

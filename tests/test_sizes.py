@@ -8,7 +8,6 @@ range of sizes both must agree size for size.
 from __future__ import annotations
 
 import json
-from fractions import Fraction as F
 from pathlib import Path
 
 import pytest

@@ -79,7 +79,7 @@ def check_net(net, inputs: dict | None = None) -> CheckReport:
         if ls.layer.type == "Crop":
             audit = _audit(ls, maps)
             crops.append(audit)
-            findings += _crop_findings(audit, ls, maps)
+            findings += _crop_findings(audit, ls)
         elif ls.layer.type == "Pooling":
             findings += _clip(ls)
     findings += _misaligned(maps)
@@ -102,7 +102,7 @@ def _audit(ls, maps) -> CropAudit:
                      layer.params.has("crop_param"))
 
 
-def _crop_findings(audit: CropAudit, ls, maps) -> list:
+def _crop_findings(audit: CropAudit, ls) -> list:
     """The offsets the maps call for, or why no integer offset aligns the bottoms (one finding
     per reason, naming the axes it holds on)."""
     layer = audit.layer
@@ -163,8 +163,8 @@ def _clip(ls) -> list:
         if fired:
             out.append(Finding("warning", "clip-rule", ls.layer,
                                f"Caffe's clip rule fires on {axis}: the last window would start at "
-                               f"{n * s - p} of {size} (in the padding), so Caffe gives {n}, not "
-                               f"{n + 1}; a port that uses the plain "
+                               f"{n * s - p} of {size} (in the padding), so Caffe drops it and "
+                               f"gives {n}; a port that uses the plain "
                                f"{'ceil' if g.ceil else 'floor'} formula gets {n + 1}"))
     return out
 

@@ -4,11 +4,11 @@ the size n."""
 from __future__ import annotations
 
 from ..analysis import input_sizes
+from ..analysis.sizes import affine_text, runs_text, sizes_text
 from ..errors import InputError
 from ..text import dims
 from .options import add_net_options, input_shapes, net_state
 from .output import table, to_json
-from ..analysis.sizes import affine_text, runs_text, sizes_text
 
 
 def register(sub):
