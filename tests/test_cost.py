@@ -18,6 +18,7 @@ from protoseg.analysis import costs
 from protoseg.cli import main
 from protoseg.net import load_net
 from protoseg.shapes import infer_shapes
+from test_check import NETS, corpus_argv
 from test_corpus import CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,3 +207,11 @@ def test_shapes_json_always_has_cost(capsys):
     assert conv["cost"] == {"params": 1792, "macs": 698 * 698 * 64 * 27,
                             "activation_bytes": 64 * 698 * 698 * 4, "blobs": [[64, 3, 3, 3], [64]]}
     assert j["totals"]["params"] == 134_489_759
+
+
+@corpus
+@pytest.mark.parametrize("rel", NETS)
+def test_shapes_json_with_cost_and_maps_runs_on_every_corpus_net(rel, capsys):
+    assert main(["shapes", *corpus_argv(rel), "--format", "json"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    assert all("cost" in l and "maps" in l for l in j["layers"])
