@@ -7,6 +7,7 @@ its blob bookkeeping (in-place tops rebind a name; any other second producer is 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from .errors import GraphError, ProtosegError, SchemaError, Span, UnsupportedLayerError
@@ -389,13 +390,29 @@ def _check_types(layers: list, reg: dict, file: str) -> None:
         return
     errors = []
     for t, ls in unknown.items():
-        hint = did_you_mean(t, reg, cutoff=0.7)
+        close = did_you_mean(t, reg, cutoff=0.7)
         for l in ls:
-            errors.append(UnsupportedLayerError(
-                f"unknown layer type '{t}'", span=l.params.span_of("type") or l.span, layer=l.name,
-                layer_type=t, hint=hint))
+            fork = _fork_of(l)
+            what = f"unknown layer type '{t}'" + (f" (defined in a Caffe fork: {fork})" if fork else "")
+            hint = "; ".join(h for h in (close, SUPPORTED) if h)
+            errors.append(UnsupportedLayerError(what, span=l.params.span_of("type") or l.span,
+                                                layer=l.name, layer_type=t, hint=hint))
     listing = ", ".join(f"{t} ({plural(len(ls), 'layer')})" for t, ls in unknown.items())
     raise UnsupportedLayerError.group(errors, f"{len(errors)} layers of unknown types: {listing}")
+
+
+SUPPORTED = "`protoseg layers` (docs/layers.md) lists every supported type and what it supports"
+
+
+def _fork_of(layer: Layer) -> str | None:
+    """The fork a layer of an unknown type comes from, where caffe.proto says: a fork-only
+    parameter field it sets, or the one its type's name calls for (DenseCRF: dense_crf_param)."""
+    fields = layer.params.type.fields
+    conventional = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", layer.type).lower() + "_param"
+    for name in [n for n, _ in layer.params.fields()] + [conventional]:
+        if name in fields and fields[name].fork:
+            return fields[name].fork
+    return None
 
 
 def _wire(layers: list, reg: dict, dropped: list = ()) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from .errors import GraphError, ProtosegError, ResourceError, UnsupportedLayerError
 from .layers import Call, LowerContext, ShapeContext, registry
-from .net import Layer, Net, load_net
+from .net import SUPPORTED, Layer, Net, load_net
 from .shapes import Shapes, infer_shapes
 from .text import did_you_mean, fmt_shape, human_bytes
 
@@ -535,6 +535,7 @@ def _unsupported(problems) -> UnsupportedLayerError:
                       [None, l.type])[1] for l, w in problems})
     n = len(problems)
     err = UnsupportedLayerError(f"cannot compile {n} layer{'s' if n != 1 else ''} "
-                                f"(because of: {', '.join(causes)}):\n" + "\n".join(lines))
+                                f"(because of: {', '.join(causes)}):\n" + "\n".join(lines),
+                                hint=SUPPORTED)
     err.layers = [(l.name, l.type, w) for l, w in problems]
     return err

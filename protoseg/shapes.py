@@ -93,11 +93,10 @@ def _check_inputs(inputs) -> dict:
     return out
 
 
-def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
-    """Every blob's shape, layer by layer in file order, by Caffe's rules. `inputs`: {blob:
-    shape} for net inputs and data-layer tops (overrides what the net gives)."""
-    if not isinstance(net, Net):
-        raise TypeError(f"infer_shapes takes a Net (from load_net), not {type(net).__name__}")
+def source_shapes(net: Net, inputs: dict | None = None) -> dict:
+    """SSA value -> shape for every top of a data layer: from `inputs` (the CLI's --input, by
+    blob name) where given, else from the layer's params; an error names the blobs that have
+    neither."""
     inputs = _check_inputs(inputs)
     reg = registry()
     sources = {}        # value name -> shape, for data-layer tops
@@ -131,7 +130,38 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
         example = " ".join(f"--input {b}=N,C,H,W" for b, _ in missing)
         raise InputError(f"the shapes of these blobs are not given by the net and must be given "
                          f"with --input: {lines}", span=missing[0][1].span, hint=f"e.g. {example}")
+    return sources
 
+
+def layer_tops(layer, spec, bottoms: list, hint: str | None = None) -> tuple[list, ShapeContext]:
+    """Run one (non-data) layer's rule on its bottom shapes: its top shapes, and its context (the
+    parsed parameters in `conf`, the arithmetic in `notes`). Raises the rule's error, located at
+    the layer (`hint`: added to it when it has none)."""
+    ctx = ShapeContext(layer, spec)
+    try:
+        if spec.conf is not None:
+            ctx.conf = spec.conf(ctx, bottoms)
+        tops = spec.shape(ctx, bottoms)
+    except ProtosegError as e:
+        if hint and not e.hint:
+            e.hint = hint
+        raise ctx.locate(e)
+    if len(tops) != len(layer.tops):
+        raise ctx.locate(ShapeError(f"the rule for {layer.type} gave {len(tops)} tops for "
+                                    f"{len(layer.tops)} named tops"))
+    for t, shape in zip(layer.tops, tops):
+        _check_top(ctx, t, tuple(shape), bottoms)
+    return [tuple(t) for t in tops], ctx
+
+
+def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
+    """Every blob's shape, layer by layer in file order, by Caffe's rules. `inputs`: {blob:
+    shape} for net inputs and data-layer tops (overrides what the net gives)."""
+    if not isinstance(net, Net):
+        raise TypeError(f"infer_shapes takes a Net (from load_net), not {type(net).__name__}")
+    inputs = _check_inputs(inputs)
+    reg = registry()
+    sources = source_shapes(net, inputs)
     values: dict = {}
     out = []
     net_inputs = {}
@@ -139,8 +169,8 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
     for layer in net.layers:
         spec = reg[layer.type]
         bottoms = [values[v] for v in layer.bottom_values]
-        ctx = ShapeContext(layer, spec)
         if spec.source:
+            ctx = ShapeContext(layer, spec)
             tops = [sources[v] for v in layer.top_values]
             for blob, shape in zip(layer.tops, tops):
                 net_inputs[blob] = shape
@@ -148,20 +178,10 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
                     ctx.note(f"{blob}: {fmt_shape(shape)} (from --input)")
             if not ctx.notes:
                 spec.shape(ctx, [])     # for its notes
+            for blob, shape in zip(layer.tops, tops):
+                _check_top(ctx, blob, shape, [])
         else:
-            try:
-                if spec.conf is not None:
-                    ctx.conf = spec.conf(ctx, bottoms)
-                tops = spec.shape(ctx, bottoms)
-            except ProtosegError as e:
-                if hint and not e.hint:
-                    e.hint = hint
-                raise ctx.locate(e)
-        if len(tops) != len(layer.tops):
-            raise ctx.locate(ShapeError(f"the rule for {layer.type} gave {len(tops)} tops for "
-                                        f"{len(layer.tops)} named tops"))
-        for t, shape in zip(layer.tops, tops):
-            _check_top(ctx, t, tuple(shape), bottoms)
+            tops, ctx = layer_tops(layer, spec, bottoms, hint)
         for v, shape in zip(layer.top_values, tops):
             values[v] = tuple(shape)
         out.append(LayerShapes(layer, bottoms, [tuple(t) for t in tops], ctx.notes, ctx.conf))

@@ -43,3 +43,16 @@ def parse_bytes(text: str) -> int:
     if not m:
         raise ValueError(f"{text!r} is not a size: give bytes, or a number with K, M, G or T")
     return int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
+
+
+def fmt_number(x) -> str:
+    """An exact fraction as text: 5, 2.5, 0.71875, or 1/3 where no short decimal is exact."""
+    if x.denominator == 1:
+        return str(x.numerator)
+    d = x.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    text = f"{float(x):.12g}"
+    return text if d == 1 and len(text) <= 10 else f"{x.numerator}/{x.denominator}"

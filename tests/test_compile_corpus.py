@@ -264,6 +264,7 @@ def test_corpus_net_is_refused_listing_every_unsupported_layer(rel):
     n = len(expected)
     lines = [f"cannot compile {n} layer{'s' if n != 1 else ''} (because of: {causes}):"]
     lines += [f"  {path}:{line}:1: layer '{name}' ({type_}): {why}" for line, name, type_, why in expected]
+    lines.append("hint: `protoseg layers` (docs/layers.md) lists every supported type and what it supports")
     assert str(info.value) == "\n".join(lines)
     assert info.value.layers == [(name, type_, why) for _, name, type_, why in expected]
 

@@ -49,6 +49,14 @@ def test_every_shape_only_type_says_why(type_):
     assert row["compile"] in ("module input", "left out (no inference meaning)")
 
 
+@pytest.mark.parametrize("type_", [t for t in TYPES if t != "Python"])
+def test_every_type_has_a_cost_rule(type_):
+    # a type without one shows '?' in `protoseg shapes --cost`; only a Python layer's cost is
+    # unknowable (it runs code of its own)
+    assert builtin()[type_].cost is not None, \
+        f"{type_}: give its LayerSpec a `cost` (protoseg.layers.Cost; `free` when it has none)"
+
+
 def test_docs_layers_is_current():
     proc = subprocess.run([sys.executable, "-m", "protoseg", "layers", "--format", "markdown"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
@@ -81,8 +89,11 @@ sys.meta_path.insert(0, _NoTorch())
     ["compile", "prototxts/fcn8s.prototxt", "--print-code"],
     ["compile", "prototxts/fcn8s.prototxt", "-o", "{tmp}"],
     ["shapes", "prototxts/fcn8s.prototxt", "--explain"],
+    ["shapes", "prototxts/fcn8s.prototxt", "--cost", "--rf"],
+    ["check", "prototxts/fcn8s.prototxt"],
+    ["sizes", "prototxts/fcn8s.prototxt", "--range", "1:64"],
     ["layers"],
-], ids=["compile-print-code", "compile-o", "shapes", "layers"])
+], ids=["compile-print-code", "compile-o", "shapes", "shapes-cost-rf", "check", "sizes", "layers"])
 def test_runs_with_torch_unimportable(argv, tmp_path):
     argv = [a.format(tmp=tmp_path) for a in argv]
     code = NO_TORCH + f"from protoseg.cli import main\nsys.exit(main({argv!r}))\n"

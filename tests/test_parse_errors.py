@@ -231,6 +231,19 @@ def test_unknown_layer_types_are_all_listed():
 def test_one_unknown_layer_type():
     msg = err_of(UnsupportedLayerError, INPUT + 'layer { name: "a" type: "Foo" bottom: "data" top: "a" }\n')
     assert "layer 'a' (Foo): unknown layer type 'Foo'" in msg
+    assert "hint: `protoseg layers` (docs/layers.md) lists every supported type" in msg
+
+
+# caffe.proto marks the fork-only parameter fields: DeepLab v2's dense_crf_param, R-FCN's
+# box_annotator_ohem_param. The type's name calls for its field, or the layer sets it.
+@pytest.mark.parametrize("body,fork", [
+    ('layer { name: "a" type: "DenseCRF" bottom: "data" top: "a" }', "deeplab-v2, pspnet"),
+    ('layer { name: "a" type: "OHEM" bottom: "data" top: "a" box_annotator_ohem_param { } }', "rfcn"),
+], ids=["by-type-name", "by-param-field"])
+def test_an_unknown_fork_layer_names_its_fork(body, fork):
+    msg = err_of(UnsupportedLayerError, INPUT + body + "\n")
+    assert f"(defined in a Caffe fork: {fork})" in msg
+    assert "docs/layers.md" in msg
 
 
 def test_in_place_layers_keep_every_shape():

@@ -9,8 +9,8 @@ subclass scans). A user adds a custom layer with `register(LayerSpec(...))`.
 """
 from __future__ import annotations
 
-from .spec import (Call, LayerSpec, LowerContext, ModuleRef, ShapeContext, local, nn, no_tops,
-                   same_shape)
+from .spec import (AxisRule, Call, Cost, LayerSpec, LowerContext, ModuleRef, ShapeContext, free,
+                   local, nn, no_tops, same_axes, same_shape)
 
 _PACKAGES = (
     "data", "convolution", "pooling", "inner_product", "neuron", "prelu", "lrn", "mvn",
@@ -84,5 +84,6 @@ def unregister(type_: str) -> None:
         _CUSTOM.pop(a, None)
 
 
-__all__ = ["Call", "LayerSpec", "LowerContext", "ModuleRef", "ShapeContext", "builtin", "local",
-           "nn", "no_tops", "package_of", "register", "registry", "same_shape", "unregister"]
+__all__ = ["AxisRule", "Call", "Cost", "LayerSpec", "LowerContext", "ModuleRef", "ShapeContext",
+           "builtin", "free", "local", "nn", "no_tops", "package_of", "register", "registry",
+           "same_axes", "same_shape", "unregister"]

@@ -1,10 +1,12 @@
 """What a layer type is made of, and what its functions see.
 
 A `LayerSpec` holds, for one Caffe type: its counts and flags, `conf` (its parameters parsed once
-into a small frozen object), `shape` (the shape rule), `lower` (which torch module computes it)
-and `weights` (how its caffemodel blobs become that module's parameters). The stages call them
-with a context: `ShapeContext` while inferring shapes, `LowerContext` (the same plus the inferred
-shapes) while planning and porting weights.
+into a small frozen object), `shape` (the shape rule), `lower` (which torch module computes it),
+`weights` (how its caffemodel blobs become that module's parameters), and for the analysis
+(protoseg/analysis): `cost` (its blobs and multiply-accumulates, a `Cost`) and `axes` (how each
+axis of its tops follows from the same axis of its bottoms: sizes and coordinate maps, an
+`AxisRule` per axis). The stages call them with a context: `ShapeContext` while inferring shapes,
+`LowerContext` (the same plus the inferred shapes) while planning, porting weights and analysing.
 
 Nothing here imports torch or numpy at import time: a lowering names its module with a
 `ModuleRef`, an import path that only the torch backends resolve.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import importlib
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Callable
 
 from ..errors import ShapeError, UnsupportedLayerError, WeightsError
@@ -137,11 +140,15 @@ class LayerSpec:
     aliases: tuple = field(default_factory=tuple)
     fork: str = ""                       # the Caffe fork that defines the type, where its param
                                          # field's `fork` option in caffe.proto does not say
+    cost: Callable | None = None         # (ctx: LowerContext) -> Cost; None: unknown (analysis
+                                         # shows '?')
+    axes: Callable | None = None         # (ctx: LowerContext) -> {axis: AxisRule}; None: no axis
+                                         # follows its bottoms' (no coordinate map)
 
     def __post_init__(self):
         if not isinstance(self.type, str) or not self.type:
             raise TypeError(f"LayerSpec.type must be a non-empty string, not {self.type!r}")
-        for name in ("shape", "conf", "lower", "weights"):
+        for name in ("shape", "conf", "lower", "weights", "cost", "axes"):
             f = getattr(self, name)
             if f is not None and not callable(f):
                 raise TypeError(f"LayerSpec.{name} must be a function, not {f!r}")
@@ -248,3 +255,81 @@ def same_shape(ctx, bottoms):
 
 def no_tops(ctx, bottoms):
     return []
+
+
+# -- analysis: cost and axes
+
+@dataclass(frozen=True)
+class Cost:
+    """What one layer costs, counted as docs/analysis.md says: the shapes of the blobs it keeps in a
+    caffemodel (its parameters), its multiply-accumulates in one forward pass, and whether its
+    tops share their bottom's memory instead of owning some (Caffe's ShareData: Split, Reshape,
+    Flatten)."""
+
+    blobs: tuple = ()
+    macs: int = 0
+    shares: bool = False
+
+    @property
+    def params(self) -> int:
+        return sum(math.prod(s) for s in self.blobs)
+
+
+def free(ctx) -> Cost:
+    """The cost of a layer with no blobs and no multiply-accumulates."""
+    return Cost()
+
+
+def sharing(ctx) -> Cost:
+    """The cost of a layer whose tops are its bottom's memory (ShareData)."""
+    return Cost(shares=True)
+
+
+@dataclass(frozen=True)
+class AxisRule:
+    """How one axis of a layer's tops follows from the same axis of its bottoms.
+
+    size: (*bottom sizes along the axis) -> the tops' size along it, or None where the layer
+    refuses those sizes; right for any bottom sizes, the other axes as they are (a type gives a
+    rule only for axes its blobs do not depend on).
+    scale, shift: the coordinate map x_top = scale * x_bottom + shift of element centres, as
+    Caffe's python/caffe/coord_map.py defines it; scale None: no map along this axis.
+    reach: how many bottom steps the bottom elements one top element depends on span (a
+    convolution's dilated kernel extent - 1).
+    mapped: the bottoms the map goes through (None: all; Crop: bottom 0 only).
+    """
+
+    size: Callable
+    scale: Fraction | None = Fraction(1)
+    shift: Fraction = Fraction(0)
+    reach: Fraction = Fraction(0)
+    mapped: tuple | None = None
+
+
+def equal_size(*sizes):
+    """The size of bottoms that must agree along an axis (Eltwise, Concat off its axis, ...)."""
+    return sizes[0] if all(s == sizes[0] for s in sizes) else None
+
+
+def one_size(f) -> Callable:
+    """A size rule for bottoms that must share their size along the axis: f(that size)."""
+    return lambda *sizes: None if equal_size(*sizes) is None else f(sizes[0])
+
+
+def same_axes(ctx) -> dict:
+    """Every axis passes through unchanged (element-wise layers): Caffe's PASS_THROUGH_LAYERS."""
+    return {a: AxisRule(equal_size) for a in range(len(ctx.bottoms[0]))}
+
+
+def spatial_axes(ctx) -> dict:
+    """The axes after the channel axis pass through unchanged (per-channel layers, whose blobs are
+    as long as the channel axis: it keeps no rule)."""
+    return {a: AxisRule(equal_size) for a in range(2, len(ctx.bottoms[0]))}
+
+
+def whole_axes(ctx, axes) -> dict:
+    """Like same_axes, but every element of `axes` depends on the whole axis (a softmax, a mean over
+    the axis): the reach is the axis' size - 1."""
+    b = ctx.bottoms[0]
+    return {a: AxisRule(equal_size, reach=Fraction(b[a] - 1) if a in axes else Fraction(0))
+            for a in range(len(b))}

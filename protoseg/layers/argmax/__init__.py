@@ -5,7 +5,7 @@ least 3 axes. Outputs are float indices (or values); ties go to the larger index
 """
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..spec import LayerSpec, free, local, same_axes
 from ..geometry import canonical_axis, count
 
 
@@ -44,5 +44,15 @@ def argmax_lower(ctx):
     return ctx.module(local(__name__, "CaffeArgMax"), **kw)
 
 
+def argmax_axes(ctx) -> dict:
+    """With `axis`: the other axes pass through (that one becomes top_k long). Without: the item
+    is flattened, no axis follows."""
+    if not ctx.p.has("axis"):
+        return {}
+    rules = same_axes(ctx)
+    del rules[canonical_axis(ctx.p.get("axis"), len(ctx.bottoms[0]))]
+    return rules
+
+
 SPECS = [LayerSpec("ArgMax", argmax_shape, param="argmax_param", in_place=False,
-                   lower=argmax_lower)]
+                   lower=argmax_lower, cost=free, axes=argmax_axes)]

@@ -6,7 +6,7 @@ Blobs: mean_sum (C,), var_sum (C,), factor (1,). mean = mean_sum / factor, var =
 """
 from __future__ import annotations
 
-from ..spec import LayerSpec, nn
+from ..spec import Cost, LayerSpec, nn, spatial_axes
 
 
 def bn_shape(ctx, bottoms):
@@ -45,13 +45,19 @@ def bn_weights(ctx, blobs):
     """mean = blob0 * f, var = blob1 * f with f = 1 / blob2[0], or 0 when blob2[0] is 0 (then
     y = x / sqrt(eps)), computed in float32 as Caffe does."""
     import numpy as np
-    c = ctx.bottoms[0][1]
-    mean, var, factor = ctx.expect_blobs(blobs, [(c,), (c,), (1,)])
+    mean, var, factor = ctx.expect_blobs(blobs, bn_blobs(ctx))
     if not _global_stats(ctx):
         return {}
     f = np.float32(0) if factor[0] == 0 else np.float32(1) / factor[0]
     return {"running_mean": mean * f, "running_var": var * f}
 
 
+def bn_blobs(ctx) -> list:
+    """mean_sum (C,), var_sum (C,), the scale factor (1,)."""
+    c = ctx.bottoms[0][1]
+    return [(c,), (c,), (1,)]
+
+
 SPECS = [LayerSpec("BatchNorm", bn_shape, param="batch_norm_param", lower=bn_lower,
-                   weights=bn_weights)]
+                   weights=bn_weights, cost=lambda ctx: Cost(tuple(bn_blobs(ctx))),
+                   axes=spatial_axes)]

@@ -4,7 +4,7 @@ mean, var, each (1, C, 1, 1)); SegNet's `bn_mode: INFERENCE` applies scale and s
 from __future__ import annotations
 
 from ..scale import SCALE_MODULE
-from ..spec import LayerSpec, nn, same_shape
+from ..spec import Cost, LayerSpec, nn, same_shape, spatial_axes
 
 
 def _segnet(ctx) -> bool:
@@ -44,15 +44,21 @@ def bn_fork_weights(ctx, blobs):
     """PSPNet: slope, bias, mean, var, each (1, C, 1, 1). SegNet: scale, shift, each (1, C, 1, 1)."""
     c = ctx.bottoms[0][1]
     if _segnet(ctx):
-        scale, shift = ctx.expect_blobs(blobs, [(1, c, 1, 1)] * 2)
+        scale, shift = ctx.expect_blobs(blobs, bn_fork_blobs(ctx))
         if ctx.p.get("bn_mode") == "INFERENCE":
             return {"weight": scale, "bias": shift}
         return {"weight": scale.reshape(c), "bias": shift.reshape(c)}
-    slope, bias, mean, var = (a.reshape(c) for a in ctx.expect_blobs(blobs, [(1, c, 1, 1)] * 4))
+    slope, bias, mean, var = (a.reshape(c) for a in ctx.expect_blobs(blobs, bn_fork_blobs(ctx)))
     out = {"weight": slope, "bias": bias}
     if ctx.phase == "TEST" or ctx.p.get("frozen"):
         out.update(running_mean=mean, running_var=var)
     return out
 
 
-SPECS = [LayerSpec("BN", same_shape, param="bn_param", lower=bn_fork_lower, weights=bn_fork_weights)]
+def bn_fork_blobs(ctx) -> list:
+    """PSPNet: slope, bias, mean, var; SegNet: scale, shift; each (1, C, 1, 1)."""
+    return [(1, ctx.bottoms[0][1], 1, 1)] * (2 if _segnet(ctx) else 4)
+
+
+SPECS = [LayerSpec("BN", same_shape, param="bn_param", lower=bn_fork_lower, weights=bn_fork_weights,
+                   cost=lambda ctx: Cost(tuple(bn_fork_blobs(ctx))), axes=spatial_axes)]

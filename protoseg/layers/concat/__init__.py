@@ -2,7 +2,7 @@
 `concat_dim`, non-negative only); every other axis must match."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..spec import AxisRule, LayerSpec, free, local, same_axes
 from ..geometry import canonical_axis
 
 
@@ -41,5 +41,14 @@ def concat_lower(ctx):
     return ctx.module(local(__name__, "CaffeConcat"), axis=ctx.conf, fresh=len(ctx.bottoms) > 1)
 
 
+def concat_axes(ctx) -> dict:
+    """Every axis but the concat axis passes through (the bottoms must agree there); along the
+    concat axis the sizes add up and no coordinate map exists."""
+    rules = same_axes(ctx)
+    rules[ctx.conf] = AxisRule(lambda *sizes: sum(sizes), scale=None)
+    return rules
+
+
 SPECS = [LayerSpec("Concat", concat_shape, param="concat_param", conf=concat_axis,
-                   bottoms=(1, None), in_place=False, lower=concat_lower)]
+                   bottoms=(1, None), in_place=False, lower=concat_lower, cost=free,
+                   axes=concat_axes)]

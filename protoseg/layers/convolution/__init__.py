@@ -9,10 +9,12 @@ is exactly torch's ConvTranspose weight (no transpose, no flip); blob 1 the bias
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..geometry import canonical_axis, cdiv, collapse, per_axis
-from ..spec import LayerSpec, nn
+from ..spec import AxisRule, Cost, LayerSpec, nn, one_size
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,23 @@ class ConvGeometry:
     def extent(self, i: int) -> int:
         """The dilated kernel's size along spatial axis i."""
         return self.dilation[i] * (self.kernel[i] - 1) + 1
+
+    def conv_size(self, i: int, size: int) -> int:
+        """Convolution's output size along spatial axis i (C's truncating division)."""
+        return cdiv(size + 2 * self.pad[i] - self.extent(i), self.stride[i]) + 1
+
+    def deconv_size(self, i: int, size: int) -> int:
+        """Deconvolution's output size along spatial axis i."""
+        return self.stride[i] * (size - 1) + self.extent(i) - 2 * self.pad[i]
+
+    def blob_shapes(self, deconv: bool) -> list:
+        """The caffemodel blobs: the weight (num_output, C/group, *kernel) of a Convolution,
+        (C, num_output/group, *kernel) of a Deconvolution; the bias (num_output,)."""
+        shapes = [(self.channels, self.num_output // self.group, *self.kernel) if deconv
+                  else (self.num_output, self.channels // self.group, *self.kernel)]
+        if self.bias:
+            shapes.append((self.num_output,))
+        return shapes
 
 
 def conv_geometry(ctx, bottoms) -> ConvGeometry:
@@ -88,7 +107,7 @@ def conv_shape(ctx, bottoms):
     for i in range(g.spatial):
         size, k, s, p, d = b[g.axis + 1 + i], g.kernel[i], g.stride[i], g.pad[i], g.dilation[i]
         ext = g.extent(i)
-        o = cdiv(size + 2 * p - ext, s) + 1
+        o = g.conv_size(i, size)
         ke = f"{k}" if d == 1 else f"{ext} (kernel {k}, dilation {d})"
         ctx.note(f"axis {g.axis + 1 + i}: ({size} + 2*{p} - {ke}) / {s} + 1 = {o}"
                  + (f"   (padded input {size + 2 * p})" if p else ""))
@@ -102,7 +121,7 @@ def deconv_shape(ctx, bottoms):
     out = list(b[:g.axis]) + [g.num_output]
     for i in range(g.spatial):
         size, s, p = b[g.axis + 1 + i], g.stride[i], g.pad[i]
-        o = s * (size - 1) + g.extent(i) - 2 * p
+        o = g.deconv_size(i, size)
         ctx.note(f"axis {g.axis + 1 + i}: {s}*({size} - 1) + {g.extent(i)} - 2*{p} = {o}")
         out.append(o)
     return [tuple(out)] * len(bottoms)
@@ -139,21 +158,64 @@ def conv_weights(ctx, blobs):
     """Blob 0 is the weight as stored: (num_output, C/group, *kernel) for Convolution,
     (C, num_output/group, *kernel) for Deconvolution; blob 1 the bias."""
     g: ConvGeometry = ctx.conf
-    if ctx.layer.type == "Convolution":
-        shapes = [(g.num_output, g.channels // g.group, *g.kernel)]
-    else:
-        shapes = [(g.channels, g.num_output // g.group, *g.kernel)]
-    if g.bias:
-        shapes.append((g.num_output,))
-    arrays = ctx.expect_blobs(blobs, shapes)
+    arrays = ctx.expect_blobs(blobs, g.blob_shapes(ctx.layer.type == "Deconvolution"))
     return dict(zip(("weight", "bias"), arrays))
+
+
+def conv_cost(ctx) -> Cost:
+    """Per bottom, every output value is a dot product of C/group * prod(kernel) inputs
+    (dilation spreads the taps, it adds none): N * num_output * prod(top spatial) * C/group *
+    prod(kernel). A Deconvolution scatters every input value through C_out/group * prod(kernel)
+    weights: N * C * prod(bottom spatial) * num_output/group * prod(kernel) (Caffe's GEMM)."""
+    g: ConvGeometry = ctx.conf
+    deconv = ctx.layer.type == "Deconvolution"
+    taps = math.prod(g.kernel)
+    macs = 0
+    for b, t in zip(ctx.bottoms, ctx.tops):
+        outer = math.prod(b[:g.axis])
+        if deconv:
+            macs += outer * g.channels * math.prod(b[g.axis + 1:]) * g.num_output // g.group * taps
+        else:
+            macs += outer * g.num_output * math.prod(t[g.axis + 1:]) * g.channels // g.group * taps
+    return Cost(tuple(g.blob_shapes(deconv)), macs)
+
+
+def deconv_reach(kernel: int, stride: int, dilation: int) -> Fraction:
+    """The most bottom steps the inputs of one Deconvolution output span: output o takes input i
+    through tap m when i*stride + m*dilation = o + pad, so per residue of o the taps that hit a
+    whole i, and the span of those i."""
+    spans = []
+    for r in range(stride):
+        taps = [m for m in range(kernel) if (r - m * dilation) % stride == 0]
+        if taps:
+            spans.append((taps[-1] - taps[0]) * dilation // stride)
+    return Fraction(max(spans))
+
+
+def conv_axes(ctx) -> dict:
+    """Each spatial axis: x_top = x/stride + (pad - (extent - 1)/2)/stride for a Convolution, and
+    x_top = stride*x + (extent - 1)/2 - pad for a Deconvolution (coord_map.py); the bottoms (all
+    of one shape) map alike."""
+    g: ConvGeometry = ctx.conf
+    rules = {}
+    for i in range(g.spatial):
+        s, ext, p = g.stride[i], g.extent(i), g.pad[i]
+        if ctx.layer.type == "Deconvolution":
+            rule = AxisRule(one_size(lambda n, i=i: g.deconv_size(i, n)),
+                            Fraction(s), Fraction(ext - 1, 2) - p,
+                            deconv_reach(g.kernel[i], s, g.dilation[i]))
+        else:
+            rule = AxisRule(one_size(lambda n, i=i: g.conv_size(i, n)),
+                            Fraction(1, s), (p - Fraction(ext - 1, 2)) / s, Fraction(ext - 1))
+        rules[g.axis + 1 + i] = rule
+    return rules
 
 
 SPECS = [
     LayerSpec("Convolution", conv_shape, param="convolution_param", conf=conv_geometry,
               bottoms=(1, None), tops=(1, None), in_place=False, lower=conv_lower,
-              weights=conv_weights),
+              weights=conv_weights, cost=conv_cost, axes=conv_axes),
     LayerSpec("Deconvolution", deconv_shape, param="convolution_param", conf=conv_geometry,
               bottoms=(1, None), tops=(1, None), in_place=False, lower=conv_lower,
-              weights=conv_weights),
+              weights=conv_weights, cost=conv_cost, axes=conv_axes),
 ]

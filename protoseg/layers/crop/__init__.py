@@ -8,9 +8,10 @@ on both sides is a common misreading: for FCN-8s it gives 568 - 2*31 = 506, not 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..geometry import canonical_axis
-from ..spec import LayerSpec, local
+from ..spec import AxisRule, LayerSpec, free, local
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ def crop_window(ctx, bottoms) -> CropWindow:
     return CropWindow(a, tuple(offs))
 
 
+def cropped(size: int, offset: int, ref: int) -> int | None:
+    """The size along a cropped axis: the reference bottom's, when the window [offset, offset +
+    ref) fits in bottom 0's `size`; None when it does not."""
+    return ref if size - offset >= ref else None
+
+
 def crop_shape(ctx, bottoms):
     b0, b1 = bottoms
     a, offs = ctx.conf.axis, ctx.conf.offsets
@@ -43,7 +50,7 @@ def crop_shape(ctx, bottoms):
     ref = ctx.layer.bottoms[1]
     for i, off in zip(range(a, len(b0)), offs):
         size = b1[i]
-        if b0[i] - off < size:
+        if cropped(b0[i], off, size) is None:
             ctx.fail(f"crop out of bounds on axis {i}: window [{off}, {off + size}) of size {size} "
                      f"(from '{ref}') does not fit in {b0[i]}: {b0[i]} - {off} < {size}", "offset")
         rest = b0[i] - off - size
@@ -61,6 +68,17 @@ def crop_shape(ctx, bottoms):
     return [tuple(out)]
 
 
+def crop_axes(ctx) -> dict:
+    """Only bottom 0 is mapped (coord_map.py): x_top = x - offset on the cropped axes; the axes
+    before them keep bottom 0's size."""
+    a, offs = ctx.conf.axis, ctx.conf.offsets
+    rules = {i: AxisRule(lambda n0, n1: n0, mapped=(0,)) for i in range(a)}
+    for i, off in zip(range(a, len(ctx.bottoms[0])), offs):
+        rules[i] = AxisRule(lambda n0, n1, off=off: cropped(n0, off, n1), shift=Fraction(-off),
+                            mapped=(0,))
+    return rules
+
+
 def crop_lower(ctx):
     """CaffeCrop: a view of bottom 0, [offset, offset + size of bottom 1) on each cropped axis."""
     return ctx.module(local(__name__, "CaffeCrop"), axis=ctx.conf.axis, offset=ctx.conf.offsets,
@@ -68,4 +86,4 @@ def crop_lower(ctx):
 
 
 SPECS = [LayerSpec("Crop", crop_shape, param="crop_param", conf=crop_window, bottoms=(2, 2),
-                   in_place=False, lower=crop_lower)]
+                   in_place=False, lower=crop_lower, cost=free, axes=crop_axes)]

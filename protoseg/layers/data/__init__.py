@@ -8,7 +8,7 @@ fix is None: the user gives it with --input.
 from __future__ import annotations
 
 from ..geometry import INT_MAX
-from ..spec import LayerSpec
+from ..spec import LayerSpec, free
 from ...text import fmt_shape
 
 
@@ -161,25 +161,28 @@ def annotated_data_shape(ctx, bottoms):
 
 
 SPECS = [
-    LayerSpec("Input", input_shape, param="input_param", bottoms=(0, 0), tops=(1, None), source=True),
-    LayerSpec("DummyData", dummy_data_shape, param="dummy_data_param", bottoms=(0, 0), tops=(1, None),
-              source=True),
-    LayerSpec("Data", data_shape, param="data_param", bottoms=(0, 0), tops=(1, 2), source=True),
-    LayerSpec("ImageData", image_data_shape, param="image_data_param", bottoms=(0, 0), tops=(1, 2),
-              source=True),
+    LayerSpec("Input", input_shape, param="input_param", bottoms=(0, 0), tops=(1, None),
+              source=True, cost=free),
+    LayerSpec("DummyData", dummy_data_shape, param="dummy_data_param", bottoms=(0, 0),
+              tops=(1, None), source=True, cost=free),
+    LayerSpec("Data", data_shape, param="data_param", bottoms=(0, 0), tops=(1, 2), source=True,
+              cost=free),
+    LayerSpec("ImageData", image_data_shape, param="image_data_param", bottoms=(0, 0),
+              tops=(1, 2), source=True, cost=free),
     LayerSpec("ImageSegData", image_seg_data_shape, param="image_data_param", bottoms=(0, 0),
-              tops=(1, 3), source=True, fork="deeplab"),
+              tops=(1, 3), source=True, fork="deeplab", cost=free),
     LayerSpec("DenseImageData", dense_image_data_shape, param="dense_image_data_param",
-              bottoms=(0, 0), tops=(1, 2), source=True),
-    LayerSpec("MemoryData", memory_data_shape, param="memory_data_param", bottoms=(0, 0), tops=(1, 2),
-              source=True),
-    LayerSpec("WindowData", window_data_shape, param="window_data_param", bottoms=(0, 0), tops=(1, 2),
-              source=True),
-    LayerSpec("HDF5Data", unknown_shape, param="hdf5_data_param", bottoms=(0, 0), tops=(1, None),
-              source=True),
-    LayerSpec("AnnotatedData", annotated_data_shape, param="data_param", bottoms=(0, 0), tops=(1, 2),
-              source=True, fork="ssd"),
-    # A Python layer computes whatever its module does: its tops always come from --input.
+              bottoms=(0, 0), tops=(1, 2), source=True, cost=free),
+    LayerSpec("MemoryData", memory_data_shape, param="memory_data_param", bottoms=(0, 0),
+              tops=(1, 2), source=True, cost=free),
+    LayerSpec("WindowData", window_data_shape, param="window_data_param", bottoms=(0, 0),
+              tops=(1, 2), source=True, cost=free),
+    LayerSpec("HDF5Data", unknown_shape, param="hdf5_data_param", bottoms=(0, 0),
+              tops=(1, None), source=True, cost=free),
+    LayerSpec("AnnotatedData", annotated_data_shape, param="data_param", bottoms=(0, 0),
+              tops=(1, 2), source=True, fork="ssd", cost=free),
+    # A Python layer computes whatever its module does: its tops always come from --input, and
+    # its cost is unknown.
     LayerSpec("Python", unknown_shape, param="python_param", bottoms=(0, None), tops=(0, None),
               source=True, inference=False),
 ]

@@ -2,7 +2,7 @@
 number of detections is only known after running; at set-up Caffe shapes the top (1, 1, 1, 7)."""
 from __future__ import annotations
 
-from ..spec import LayerSpec
+from ..spec import LayerSpec, free
 
 
 def detection_output_shape(ctx, bottoms):
@@ -11,4 +11,4 @@ def detection_output_shape(ctx, bottoms):
 
 
 SPECS = [LayerSpec("DetectionOutput", detection_output_shape, param="detection_output_param",
-                   bottoms=(3, 4), in_place=False, inference=False)]
+                   bottoms=(3, 4), in_place=False, inference=False, cost=free)]

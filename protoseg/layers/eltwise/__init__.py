@@ -2,7 +2,8 @@
 bottoms of identical shape (no broadcasting: equal counts are not enough)."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..geometry import count
+from ..spec import Cost, LayerSpec, local, same_axes
 
 
 def eltwise_shape(ctx, bottoms):
@@ -27,5 +28,16 @@ def eltwise_lower(ctx):
     return ctx.module(local(__name__, "CaffeEltwise"), p.get("operation"), **kw)
 
 
+def eltwise_cost(ctx) -> Cost:
+    """PROD: one multiplication per element and extra bottom; SUM with coefficients: one
+    multiply-add per element and bottom; plain SUM and MAX: none (additions, comparisons)."""
+    p, n = ctx.p, len(ctx.bottoms)
+    if p.get("operation") == "PROD":
+        return Cost(macs=count(ctx.tops[0]) * (n - 1))
+    if p.get("operation") == "SUM" and any(c != 1 for c in p.get("coeff")):
+        return Cost(macs=count(ctx.tops[0]) * n)
+    return Cost()
+
+
 SPECS = [LayerSpec("Eltwise", eltwise_shape, param="eltwise_param", bottoms=(2, None),
-                   lower=eltwise_lower)]
+                   lower=eltwise_lower, cost=eltwise_cost, axes=same_axes)]

@@ -2,7 +2,7 @@
 top = bottom shape + (num_output,)."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..spec import Cost, LayerSpec, local
 
 
 def embed_shape(ctx, bottoms):
@@ -18,14 +18,15 @@ def embed_lower(ctx):
     return ctx.module(local(__name__, "CaffeEmbed"), p.get("input_dim"), p.get("num_output"), **kw)
 
 
-def embed_weights(ctx, blobs):
+def embed_blobs(ctx) -> list:
     """Blob 0 the (input_dim, num_output) table, blob 1 the bias (num_output,)."""
     p = ctx.p
-    shapes = [(p.get("input_dim"), p.get("num_output"))]
-    if p.get("bias_term"):
-        shapes.append((p.get("num_output"),))
-    return dict(zip(("weight", "bias"), ctx.expect_blobs(blobs, shapes)))
+    return [(p.get("input_dim"), p.get("num_output"))] + [(p.get("num_output"),)] * p.get("bias_term")
+
+
+def embed_weights(ctx, blobs):
+    return dict(zip(("weight", "bias"), ctx.expect_blobs(blobs, embed_blobs(ctx))))
 
 
 SPECS = [LayerSpec("Embed", embed_shape, param="embed_param", in_place=False, lower=embed_lower,
-                   weights=embed_weights)]
+                   weights=embed_weights, cost=lambda ctx: Cost(tuple(embed_blobs(ctx))))]

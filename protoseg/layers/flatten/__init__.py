@@ -1,7 +1,7 @@
 """Flatten (flatten_layer.cpp; caffe-semantics.md §2.12): merge axes axis..end_axis."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, nn
+from ..spec import LayerSpec, nn, sharing
 from ..geometry import canonical_axis, count
 
 
@@ -27,4 +27,4 @@ def flatten_lower(ctx):
 
 
 SPECS = [LayerSpec("Flatten", flatten_shape, param="flatten_param", in_place=False,
-                   lower=flatten_lower)]
+                   lower=flatten_lower, cost=sharing)]

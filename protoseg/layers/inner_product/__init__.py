@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..geometry import canonical_axis, count
-from ..spec import LayerSpec, local, nn
+from ..spec import Cost, LayerSpec, local, nn
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,11 @@ class InnerProductConf:
     num_output: int             # N
     bias: bool
     transpose: bool             # the weight blob is stored (K, N)
+
+    def blob_shapes(self) -> list:
+        """The weight (N, K), or (K, N) with `transpose: true`; the bias (N,)."""
+        return ([(self.inputs, self.num_output) if self.transpose else (self.num_output, self.inputs)]
+                + [(self.num_output,)] * self.bias)
 
 
 def ip_conf(ctx, bottoms) -> InnerProductConf:
@@ -52,14 +57,19 @@ def ip_weights(ctx, blobs):
     """Blob 0 (N, K) = Linear's weight; with `transpose: true` it is stored (K, N) and
     transposed here. Blob 1 the bias (N,)."""
     c: InnerProductConf = ctx.conf
-    shapes = [(c.inputs, c.num_output) if c.transpose else (c.num_output, c.inputs)]
-    if c.bias:
-        shapes.append((c.num_output,))
-    arrays = ctx.expect_blobs(blobs, shapes)
+    arrays = ctx.expect_blobs(blobs, c.blob_shapes())
     if c.transpose:
         arrays[0] = arrays[0].T.copy()
     return dict(zip(("weight", "bias"), arrays))
 
 
+def ip_cost(ctx) -> Cost:
+    """M * K * N multiply-adds, M = prod(bottom[:axis]) rows. K is fixed by the weights: a net
+    takes only inputs that give the K it was made for."""
+    c: InnerProductConf = ctx.conf
+    rows = count(ctx.bottoms[0][:c.axis])
+    return Cost(tuple(c.blob_shapes()), rows * c.inputs * c.num_output)
+
+
 SPECS = [LayerSpec("InnerProduct", ip_shape, param="inner_product_param", conf=ip_conf,
-                   in_place=False, lower=ip_lower, weights=ip_weights)]
+                   in_place=False, lower=ip_lower, weights=ip_weights, cost=ip_cost)]

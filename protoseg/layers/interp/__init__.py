@@ -10,9 +10,10 @@ Resampling is bilinear with align_corners=True.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..geometry import cdiv
-from ..spec import LayerSpec, local
+from ..spec import AxisRule, LayerSpec, free, local
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class InterpRule:
         if self.zoom is not None:
             h = h + (h - 1) * (self.zoom - 1)
         return h
+
+    def top_size(self, h: int, ref: int | None, given: int | None) -> int:
+        """The output size along an axis of cropped size h: the second bottom's size `ref`, the
+        `given` height or width, or the zoom/shrink rule."""
+        return ref if self.rule == "bottom" else given if self.rule == "size" else self.size(h)
 
 
 def interp_rule(ctx, bottoms) -> InterpRule:
@@ -79,24 +85,39 @@ def interp_shape(ctx, bottoms):
     r: InterpRule = ctx.conf
     b = bottoms[0]
     h_eff, w_eff = b[2] + r.pad_beg + r.pad_end, b[3] + r.pad_beg + r.pad_end
+    ref = bottoms[1] if r.rule == "bottom" else (None,) * 4
+    h, w = r.top_size(h_eff, ref[2], r.height), r.top_size(w_eff, ref[3], r.width)
     crop = (f" (cropped by pad_beg {r.pad_beg}, pad_end {r.pad_end}: {h_eff}x{w_eff})"
             if (r.pad_beg or r.pad_end) else "")
     if r.rule == "bottom":
-        h, w = bottoms[1][2], bottoms[1][3]
         ctx.note(f"size from the second bottom: {h}x{w}")
     elif r.rule == "size":
-        h, w = r.height, r.width
         ctx.note(f"height/width given: {h}x{w}{crop}")
+    elif r.rule == "zoom":
+        ctx.note(f"zoom {r.zoom}: {h_eff} + ({h_eff} - 1)*({r.zoom} - 1) = {h}{crop}")
+    elif r.rule == "shrink":
+        ctx.note(f"shrink {r.shrink}: ({h_eff} - 1)/{r.shrink} + 1 = {h}{crop}")
     else:
-        h, w = r.size(h_eff), r.size(w_eff)
-        if r.rule == "zoom":
-            ctx.note(f"zoom {r.zoom}: {h_eff} + ({h_eff} - 1)*({r.zoom} - 1) = {h}{crop}")
-        elif r.rule == "shrink":
-            ctx.note(f"shrink {r.shrink}: ({h_eff} - 1)/{r.shrink} + 1 = {h}{crop}")
-        else:
-            ctx.note(f"shrink {r.shrink} then zoom {r.zoom}: {h_eff} -> "
-                     f"{cdiv(h_eff - 1, r.shrink) + 1} -> {h}{crop}")
+        ctx.note(f"shrink {r.shrink} then zoom {r.zoom}: {h_eff} -> "
+                 f"{cdiv(h_eff - 1, r.shrink) + 1} -> {h}{crop}")
     return [(b[0], b[1], h, w)]
+
+
+def interp_axes(ctx) -> dict:
+    """H and W: the crop by pad_beg (x - |pad_beg|), then align-corners resampling, x_top = x *
+    (out - 1)/(in - 1): exact for the sizes at hand (a zoom by z is exactly z; a shrink only when
+    s divides in - 1). Each top element reads two neighbours (reach 1); a second bottom gives
+    only the size."""
+    r: InterpRule = ctx.conf
+    pads = r.pad_beg + r.pad_end
+    rules = {}
+    for i, given in ((2, r.height), (3, r.width)):
+        def size(n, ref=None, given=given):
+            return r.top_size(n + pads, ref, given) if n + pads >= 1 else None
+        eff, out = ctx.bottoms[0][i] + pads, ctx.tops[0][i]
+        scale = Fraction(out - 1, eff - 1) if eff > 1 and out > 1 else None
+        rules[i] = AxisRule(size, scale, (scale or 0) * r.pad_beg, Fraction(1), mapped=(0,))
+    return rules
 
 
 def interp_lower(ctx):
@@ -120,4 +141,4 @@ def interp_lower(ctx):
 
 
 SPECS = [LayerSpec("Interp", interp_shape, param="interp_param", conf=interp_rule, bottoms=(1, 2),
-                   in_place=False, lower=interp_lower)]
+                   in_place=False, lower=interp_lower, cost=free, axes=interp_axes)]

@@ -3,7 +3,7 @@ Accuracy, DeepLab's SegAccuracy, MatWrite, SSD's DetectionEvaluate. Their shapes
 Caffe: a loss is a 0-axis scalar (Caffe prints it as "(1)")."""
 from __future__ import annotations
 
-from ..spec import LayerSpec
+from ..spec import LayerSpec, free
 from ..geometry import canonical_axis, count
 
 
@@ -56,7 +56,7 @@ def detection_evaluate_shape(ctx, bottoms):
 
 def _loss(type_, param=None, bottoms=(2, 2), tops=(1, 1), shape=loss_shape):
     return LayerSpec(type_, shape, param=param, bottoms=bottoms, tops=tops, inference=False,
-                     in_place=False, auto_tops=type_.endswith("Loss"))
+                     in_place=False, auto_tops=type_.endswith("Loss"), cost=free)
 
 
 SPECS = [
@@ -73,7 +73,7 @@ SPECS = [
     _loss("SegAccuracy", "seg_accuracy_param", (2, 2), (1, 1), seg_accuracy_shape),
     _loss("DetectionEvaluate", "detection_evaluate_param", (2, 2), (1, 1), detection_evaluate_shape),
     LayerSpec("MatWrite", lambda ctx, b: [], param="mat_write_param", bottoms=(1, None), tops=(0, 0),
-              inference=False),
+              inference=False, cost=free),
     LayerSpec("HDF5Output", lambda ctx, b: [], param="hdf5_output_param", bottoms=(1, None),
-              tops=(0, 0), inference=False),
+              tops=(0, 0), inference=False, cost=free),
 ]

@@ -3,7 +3,10 @@ y = x * (k + alpha/n * sum of x^2 over n channels)^-beta; WITHIN_CHANNEL: y = x 
 sum over an n x n window)^-beta (k ignored). 4-D bottom, odd local_size."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local, nn
+from fractions import Fraction
+
+from ..geometry import count
+from ..spec import AxisRule, Cost, LayerSpec, equal_size, local, nn, same_axes
 
 
 def lrn_shape(ctx, bottoms):
@@ -26,4 +29,23 @@ def lrn_lower(ctx):
                       beta=p.get("beta"), k=p.get("k"))
 
 
-SPECS = [LayerSpec("LRN", lrn_shape, param="lrn_param", lower=lrn_lower)]
+def lrn_cost(ctx) -> Cost:
+    """The sum of squares: local_size multiply-adds per value across channels (as Netscope
+    counts), local_size^2 within a channel (its window is local_size x local_size)."""
+    n = ctx.p.get("local_size")
+    within = ctx.p.get("norm_region") == "WITHIN_CHANNEL"
+    return Cost(macs=count(ctx.tops[0]) * (n * n if within else n))
+
+
+def lrn_axes(ctx) -> dict:
+    """ACROSS_CHANNELS passes H and W through; WITHIN_CHANNEL is a local_size window of stride 1
+    padded by (local_size - 1)/2 on H and W: same size, same centres, reach local_size - 1."""
+    rules = same_axes(ctx)
+    if ctx.p.get("norm_region") == "WITHIN_CHANNEL":
+        for a in (2, 3):
+            rules[a] = AxisRule(equal_size, reach=Fraction(ctx.p.get("local_size") - 1))
+    return rules
+
+
+SPECS = [LayerSpec("LRN", lrn_shape, param="lrn_param", lower=lrn_lower, cost=lrn_cost,
+                   axes=lrn_axes)]

@@ -2,7 +2,7 @@
 normalize_variance) over each channel's spatial positions, or across channels too."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local, same_shape
+from ..spec import LayerSpec, free, local, same_shape, whole_axes
 
 
 def mvn_lower(ctx):
@@ -17,4 +17,12 @@ def mvn_lower(ctx):
     return ctx.module(local(__name__, "CaffeMVN"), **kw)
 
 
-SPECS = [LayerSpec("MVN", same_shape, param="mvn_param", lower=mvn_lower)]
+def mvn_axes(ctx) -> dict:
+    """Same sizes; every value depends on the mean (and variance) of its whole channel: the
+    spatial axes, and the channels too with across_channels."""
+    n = len(ctx.bottoms[0])
+    return whole_axes(ctx, range(1 if ctx.p.get("across_channels") else 2, n))
+
+
+SPECS = [LayerSpec("MVN", same_shape, param="mvn_param", lower=mvn_lower, cost=free,
+                   axes=mvn_axes)]

@@ -8,7 +8,7 @@ Swish (beta), Dropout (identity at TEST; the caffe-fast-rcnn fork's scale_train:
 """
 from __future__ import annotations
 
-from ..spec import LayerSpec, local, nn, same_shape
+from ..spec import LayerSpec, free, local, nn, same_axes, same_shape
 
 
 def _exp_log_shape(ctx, bottoms):
@@ -86,21 +86,27 @@ def _simple(ref):
     return lower
 
 
+# Every neuron layer is element-wise: no blobs, no multiply-accumulates (docs/analysis.md), every
+# axis passes through.
 SPECS = [
-    LayerSpec("ReLU", same_shape, param="relu_param", lower=relu_lower),
-    LayerSpec("ELU", same_shape, param="elu_param", lower=elu_lower),
-    LayerSpec("Sigmoid", same_shape, param="sigmoid_param", lower=_simple(nn("Sigmoid"))),
-    LayerSpec("TanH", same_shape, param="tanh_param", lower=_simple(nn("Tanh"))),
-    LayerSpec("AbsVal", same_shape, in_place=False, lower=_simple(local(__name__, "CaffeAbsVal"))),
-    # BNLL: x + log(1 + e^-x) for x > 0, else log(1 + e^x); Softplus agrees (above its
-    # threshold 20 it returns x, which is what the float32 sum rounds to).
-    LayerSpec("BNLL", same_shape, lower=_simple(nn("Softplus"))),
-    LayerSpec("Power", same_shape, param="power_param", lower=_power_lower),
-    LayerSpec("Exp", _exp_log_shape, param="exp_param", lower=_exp_log_lower),
-    LayerSpec("Log", _exp_log_shape, param="log_param", lower=_exp_log_lower),
-    LayerSpec("Threshold", same_shape, param="threshold_param",
-              lower=lambda ctx: ctx.module(local(__name__, "CaffeThreshold"), threshold=ctx.p.get("threshold"))),
-    LayerSpec("Clip", same_shape, param="clip_param", lower=_clip_lower),
-    LayerSpec("Swish", same_shape, param="swish_param", lower=_swish_lower),
-    LayerSpec("Dropout", same_shape, param="dropout_param", lower=dropout_lower),
+    LayerSpec(type_, shape, param=param, in_place=in_place, lower=lower, cost=free,
+              axes=same_axes)
+    for type_, shape, param, in_place, lower in (
+        ("ReLU", same_shape, "relu_param", True, relu_lower),
+        ("ELU", same_shape, "elu_param", True, elu_lower),
+        ("Sigmoid", same_shape, "sigmoid_param", True, _simple(nn("Sigmoid"))),
+        ("TanH", same_shape, "tanh_param", True, _simple(nn("Tanh"))),
+        ("AbsVal", same_shape, None, False, _simple(local(__name__, "CaffeAbsVal"))),
+        # BNLL: x + log(1 + e^-x) for x > 0, else log(1 + e^x); Softplus agrees (above its
+        # threshold 20 it returns x, which is what the float32 sum rounds to).
+        ("BNLL", same_shape, None, True, _simple(nn("Softplus"))),
+        ("Power", same_shape, "power_param", True, _power_lower),
+        ("Exp", _exp_log_shape, "exp_param", True, _exp_log_lower),
+        ("Log", _exp_log_shape, "log_param", True, _exp_log_lower),
+        ("Threshold", same_shape, "threshold_param", True,
+         lambda ctx: ctx.module(local(__name__, "CaffeThreshold"), threshold=ctx.p.get("threshold"))),
+        ("Clip", same_shape, "clip_param", True, _clip_lower),
+        ("Swish", same_shape, "swish_param", True, _swish_lower),
+        ("Dropout", same_shape, "dropout_param", True, dropout_lower),
+    )
 ]

@@ -2,7 +2,7 @@
 follow in increasing order."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..spec import LayerSpec, free, local
 
 
 def permute_order(ctx, ndim: int) -> list:
@@ -27,4 +27,4 @@ def permute_lower(ctx):
 
 
 SPECS = [LayerSpec("Permute", permute_shape, param="permute_param", in_place=False,
-                   lower=permute_lower)]
+                   lower=permute_lower, cost=free)]

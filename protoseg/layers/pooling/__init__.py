@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..geometry import collapse, f32_div
-from ..spec import LayerSpec, local, nn
+from ..spec import AxisRule, LayerSpec, free, local, nn
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,23 @@ def pool_shape(ctx, bottoms):
     return [tuple(out)] * len(ctx.layer.tops)
 
 
+def pool_axes(ctx) -> dict:
+    """H and W: x_top = x/stride + (pad - (kernel - 1)/2)/stride (coord_map.py; the rounding does not
+    move the windows). Global pooling is one window over the whole axis (kernel = the bottom's
+    size, stride 1, pad 0), whatever the size."""
+    g: PoolGeometry = ctx.conf
+    rules = {}
+    for i in range(2):
+        if g.global_pooling:
+            n = ctx.bottoms[0][2 + i]
+            rules[2 + i] = AxisRule(lambda size: 1, Fraction(1), -Fraction(n - 1, 2), Fraction(n - 1))
+            continue
+        k, s, p = g.kernel[i], g.stride[i], g.pad[i]
+        rules[2 + i] = AxisRule(lambda size, k=k, s=s, p=p: pooled(size, k, s, p, g.ceil, g.clip)[0],
+                                Fraction(1, s), (p - Fraction(k - 1, 2)) / s, Fraction(k - 1))
+    return rules
+
+
 def _torch_pooled_size(size: int, k: int, s: int, p: int, ceil: bool) -> int:
     """torch's MaxPool2d/AvgPool2d output size (ATen pooling_output_shape): in ceil mode the
     last window is dropped when it starts past in + pad, whatever the padding."""
@@ -155,4 +173,4 @@ def pool_lower(ctx):
 
 
 SPECS = [LayerSpec("Pooling", pool_shape, param="pooling_param", conf=pool_geometry, tops=(1, 2),
-                   in_place=False, lower=pool_lower)]
+                   in_place=False, lower=pool_lower, cost=free, axes=pool_axes)]

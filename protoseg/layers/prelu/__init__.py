@@ -2,7 +2,7 @@
 c the channel (axis 1). Blob 0: slopes (C,), or a 0-axis scalar with channel_shared."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, nn
+from ..spec import Cost, LayerSpec, nn, spatial_axes
 
 
 def prelu_shape(ctx, bottoms):
@@ -24,12 +24,17 @@ def prelu_lower(ctx):
     return ctx.module(nn("PReLU"), **kw)
 
 
+def prelu_blobs(ctx) -> list:
+    """Blob 0: (C,) slopes, or a 0-axis scalar with channel_shared."""
+    return [() if ctx.p.get("channel_shared") else (ctx.bottoms[0][1],)]
+
+
 def prelu_weights(ctx, blobs):
-    """Blob 0: (C,) slopes, or a 0-axis scalar with channel_shared (PReLU's weight is (1,))."""
-    shared = ctx.p.get("channel_shared")
-    (slopes,) = ctx.expect_blobs(blobs, [() if shared else (ctx.bottoms[0][1],)])
+    """The slopes as PReLU's weight ((1,) when shared)."""
+    (slopes,) = ctx.expect_blobs(blobs, prelu_blobs(ctx))
     return {"weight": slopes.reshape(-1)}
 
 
 SPECS = [LayerSpec("PReLU", prelu_shape, param="prelu_param", lower=prelu_lower,
-                   weights=prelu_weights)]
+                   weights=prelu_weights, cost=lambda ctx: Cost(tuple(prelu_blobs(ctx))),
+                   axes=spatial_axes)]

@@ -6,7 +6,7 @@ then each distinct given ratio and, with flip, its reciprocal.
 """
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..spec import LayerSpec, free, local
 
 
 def aspect_ratios(p) -> list:
@@ -62,4 +62,4 @@ def prior_box_lower(ctx):
 
 
 SPECS = [LayerSpec("PriorBox", prior_box_shape, param="prior_box_param", bottoms=(2, 2), in_place=False,
-                   lower=prior_box_lower)]
+                   lower=prior_box_lower, cost=free)]

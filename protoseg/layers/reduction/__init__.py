@@ -2,7 +2,7 @@
 (default 0), times coeff; top = bottom[:axis] (a 0-axis scalar for axis 0)."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..spec import LayerSpec, free, local
 from ..geometry import canonical_axis
 
 
@@ -22,4 +22,4 @@ def reduction_lower(ctx):
 
 
 SPECS = [LayerSpec("Reduction", reduction_shape, param="reduction_param", in_place=False,
-                   lower=reduction_lower)]
+                   lower=reduction_lower, cost=free)]

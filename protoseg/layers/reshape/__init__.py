@@ -5,7 +5,7 @@ Its negative `axis` counts from "after the last axis" (-1 means n), unlike other
 """
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..spec import LayerSpec, local, sharing
 from ..geometry import count
 
 
@@ -59,4 +59,4 @@ def reshape_lower(ctx):
 
 
 SPECS = [LayerSpec("Reshape", reshape_shape, param="reshape_param", in_place=False,
-                   lower=reshape_lower)]
+                   lower=reshape_lower, cost=sharing)]

@@ -2,7 +2,7 @@
 psroi_pooling_layer.cpp). Bottoms: features and rois (num_rois, 5)."""
 from __future__ import annotations
 
-from ..spec import LayerSpec
+from ..spec import LayerSpec, free
 
 
 def roi_pooling_shape(ctx, bottoms):
@@ -23,7 +23,7 @@ def psroi_pooling_shape(ctx, bottoms):
 
 SPECS = [
     LayerSpec("ROIPooling", roi_pooling_shape, param="roi_pooling_param", bottoms=(2, 2),
-              in_place=False, inference=False),
+              in_place=False, inference=False, cost=free),
     LayerSpec("PSROIPooling", psroi_pooling_shape, param="psroi_pooling_param", bottoms=(2, 2),
-              in_place=False, inference=False),
+              in_place=False, inference=False, cost=free),
 ]

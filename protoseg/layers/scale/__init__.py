@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..geometry import canonical_axis
-from ..spec import LayerSpec, local
+from ..geometry import canonical_axis, count
+from ..spec import AxisRule, Cost, LayerSpec, local
 
 SCALE_MODULE = local(__name__, "CaffeScale")
 BIAS_MODULE = local(__name__, "CaffeBias")
@@ -25,6 +25,10 @@ class Operand:
     shape: tuple
     trailing: int
     learned: bool
+
+    def covers(self, ndim: int) -> range:
+        """The axes of x the operand runs along."""
+        return range(ndim - self.trailing - len(self.shape), ndim - self.trailing)
 
 
 def operand(ctx, bottoms) -> Operand:
@@ -94,9 +98,12 @@ def bias_lower(ctx):
 def scale_weights(ctx, blobs):
     """One bottom: blob 0 the scale, blob 1 the bias (bias_term). Two bottoms: the scale is
     bottom 1, and blob 0 is the bias."""
-    op: Operand = ctx.conf
-    names = (["weight"] if op.learned else []) + (["bias"] if ctx.p.get("bias_term") else [])
-    return dict(zip(names, ctx.expect_blobs(blobs, [op.shape] * len(names))))
+    names = _scale_blob_names(ctx)
+    return dict(zip(names, ctx.expect_blobs(blobs, [ctx.conf.shape] * len(names))))
+
+
+def _scale_blob_names(ctx) -> list:
+    return (["weight"] if ctx.conf.learned else []) + (["bias"] if ctx.p.get("bias_term") else [])
 
 
 def bias_weights(ctx, blobs):
@@ -106,9 +113,27 @@ def bias_weights(ctx, blobs):
     return {"bias": arrays[0]} if op.learned else {}
 
 
+def scale_cost(ctx) -> Cost:
+    """One multiplication (a multiply-add with bias_term) per value, as Netscope counts it."""
+    return Cost((ctx.conf.shape,) * len(_scale_blob_names(ctx)), count(ctx.tops[0]))
+
+
+def bias_cost(ctx) -> Cost:
+    """Additions only."""
+    return Cost((ctx.conf.shape,) if ctx.conf.learned else ())
+
+
+def operand_axes(ctx) -> dict:
+    """The axes the operand does not run along pass through (bottom 0 only is mapped); along the
+    others the operand fixes the size."""
+    covered = ctx.conf.covers(len(ctx.bottoms[0]))
+    return {a: AxisRule(lambda n, *operand: n, mapped=(0,))
+            for a in range(len(ctx.bottoms[0])) if a not in covered}
+
+
 SPECS = [
     LayerSpec("Scale", broadcast_shape, param="scale_param", conf=operand, bottoms=(1, 2),
-              lower=scale_lower, weights=scale_weights),
+              lower=scale_lower, weights=scale_weights, cost=scale_cost, axes=operand_axes),
     LayerSpec("Bias", broadcast_shape, param="bias_param", conf=operand, bottoms=(1, 2),
-              lower=bias_lower, weights=bias_weights),
+              lower=bias_lower, weights=bias_weights, cost=bias_cost, axes=operand_axes),
 ]

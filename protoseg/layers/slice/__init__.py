@@ -2,7 +2,7 @@
 `slice_point`s, or into equal parts."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..spec import LayerSpec, free, local, same_axes
 from ..concat import join_axis
 
 
@@ -43,5 +43,12 @@ def slice_lower(ctx):
     return ctx.module(local(__name__, "CaffeSlice"), axis=a, sections=len(sizes), fresh=False)
 
 
+def slice_axes(ctx) -> dict:
+    """Every axis but the slice axis passes through to every top."""
+    rules = same_axes(ctx)
+    del rules[ctx.conf[0]]
+    return rules
+
+
 SPECS = [LayerSpec("Slice", slice_shape, param="slice_param", conf=slice_sizes, tops=(1, None),
-                   in_place=False, lower=slice_lower)]
+                   in_place=False, lower=slice_lower, cost=free, axes=slice_axes)]

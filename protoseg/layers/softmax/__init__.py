@@ -1,7 +1,7 @@
 """Softmax (softmax_layer.cpp; caffe-semantics.md §2.13, §3.11): along canonical(axis), default 1."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, nn
+from ..spec import LayerSpec, free, nn, whole_axes
 from ..geometry import canonical_axis
 
 
@@ -15,4 +15,10 @@ def softmax_lower(ctx):
     return ctx.module(nn("Softmax"), dim=canonical_axis(ctx.p.get("axis"), len(ctx.bottoms[0])))
 
 
-SPECS = [LayerSpec("Softmax", softmax_shape, param="softmax_param", lower=softmax_lower)]
+def softmax_axes(ctx) -> dict:
+    """Same sizes; every value depends on the whole softmax axis."""
+    return whole_axes(ctx, [canonical_axis(ctx.p.get("axis"), len(ctx.bottoms[0]))])
+
+
+SPECS = [LayerSpec("Softmax", softmax_shape, param="softmax_param", lower=softmax_lower,
+                   cost=free, axes=softmax_axes)]

@@ -1,7 +1,7 @@
 """Split (split_layer.cpp): every top shares the bottom; Silence (silence_layer.cpp): a sink."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local, no_tops, same_shape
+from ..spec import LayerSpec, free, local, no_tops, same_axes, same_shape, sharing
 
 
 def split_lower(ctx):
@@ -10,6 +10,7 @@ def split_lower(ctx):
 
 
 SPECS = [
-    LayerSpec("Split", same_shape, tops=(1, None), in_place=False, lower=split_lower),
-    LayerSpec("Silence", no_tops, bottoms=(1, None), tops=(0, 0), inference=False),
+    LayerSpec("Split", same_shape, tops=(1, None), in_place=False, lower=split_lower,
+              cost=sharing, axes=same_axes),
+    LayerSpec("Silence", no_tops, bottoms=(1, None), tops=(0, 0), inference=False, cost=free),
 ]

@@ -1,7 +1,7 @@
 """Tile (tile_layer.cpp): repeat the blob `tiles` times along `axis` (default 1)."""
 from __future__ import annotations
 
-from ..spec import LayerSpec, local
+from ..spec import LayerSpec, free, local
 from ..geometry import canonical_axis
 
 
@@ -20,4 +20,5 @@ def tile_lower(ctx):
     return ctx.module(local(__name__, "CaffeTile"), axis=a, tiles=ctx.p.get("tiles"))
 
 
-SPECS = [LayerSpec("Tile", tile_shape, param="tile_param", in_place=False, lower=tile_lower)]
+SPECS = [LayerSpec("Tile", tile_shape, param="tile_param", in_place=False, lower=tile_lower,
+                   cost=free)]

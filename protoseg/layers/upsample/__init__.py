@@ -3,8 +3,9 @@ Size: upsample_h/upsample_w when given, else H*scale - pad_out_h (and W likewise
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
-from ..spec import LayerSpec, local
+from ..spec import AxisRule, LayerSpec, free, local, one_size
 
 
 @dataclass(frozen=True)
@@ -12,6 +13,10 @@ class UpsampleSize:
     size: tuple | None          # (upsample_h, upsample_w) when given
     scale: tuple                # (scale_h, scale_w)
     pad_out: tuple              # (pad_out_h, pad_out_w)
+
+    def out(self, i: int, size: int) -> int:
+        """The size along spatial axis i (0: H, 1: W) from the bottom's `size`."""
+        return self.size[i] if self.size is not None else size * self.scale[i] - self.pad_out[i]
 
 
 def upsample_size(ctx, bottoms) -> UpsampleSize:
@@ -31,14 +36,23 @@ def upsample_size(ctx, bottoms) -> UpsampleSize:
 def upsample_shape(ctx, bottoms):
     u: UpsampleSize = ctx.conf
     b = bottoms[0]
+    h, w = u.out(0, b[2]), u.out(1, b[3])
     if u.size is not None:
-        h, w = u.size
         ctx.note(f"size given: {h}x{w}")
     else:
         (sh, sw), (ph, pw) = u.scale, u.pad_out
-        h, w = b[2] * sh - ph, b[3] * sw - pw
         ctx.note(f"H: {b[2]}*{sh} - {ph} = {h}; W: {b[3]}*{sw} - {pw} = {w}")
     return [(b[0], b[1], h, w)]
+
+
+def upsample_axes(ctx) -> dict:
+    """H and W: bottom element x goes to one place of the scale x scale block at scale*x (the
+    pooling mask says which), centred at x_top = scale*x + (scale - 1)/2, as a deconvolution
+    with kernel = stride = scale; the mask bottom must have the data's size."""
+    u: UpsampleSize = ctx.conf
+    return {2 + i: AxisRule(one_size(lambda n, i=i: u.out(i, n)),
+                            Fraction(u.scale[i]), Fraction(u.scale[i] - 1, 2))
+            for i in range(2)}
 
 
 def upsample_lower(ctx):
@@ -56,4 +70,5 @@ def upsample_lower(ctx):
 
 
 SPECS = [LayerSpec("Upsample", upsample_shape, param="upsample_param", conf=upsample_size,
-                   bottoms=(1, 2), in_place=False, lower=upsample_lower)]
+                   bottoms=(1, 2), in_place=False, lower=upsample_lower, cost=free,
+                   axes=upsample_axes)]
