@@ -286,7 +286,8 @@ def deeplab_v2_resnet101_msc(size):
         "brought to the full-scale score's size (zoom 2; shrink 3 then zoom 4), fused by Eltwise MAX,",
         "and zoomed x8 to the input size. At 513: towers 513, 257, 385 -> scores 65, 33, 49 -> 65,",
         "65, 65 -> 513. Deploy form: one BGR image, mean-subtracted (104.008, 116.669, 122.675),",
-        "513x513 (any 8k+1 size).",
+        "513x513. The three scores must line up for Eltwise MAX: only sizes 32k+1 to 32k+6 run, and",
+        "only 32k+1 (321, 353, ..., 513) gives the input size back (`protoseg sizes` lists them).",
         "Written for protoseg's tests and examples; the shapes are in",
         "tests/golden/deeplab_v2_resnet101_msc.json (513) and deeplab_v2_resnet101_msc_321.json.",
     ], size)
