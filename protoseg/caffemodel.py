@@ -704,10 +704,13 @@ def write_caffemodel(path, layers, *, name: str = "", packed: bool = True) -> in
     [blob arrays]); every array becomes a float32 BlobProto with `shape.dim` (a 0-axis array an
     empty shape). `layers` may be a generator, so a caller can free each layer's arrays once
     written. `packed=False` writes every value as its own field, as very old Caffe did. The file
-    is written to a temporary name and renamed into place. Returns its size in bytes."""
-    path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
+    is written through protoseg.files.Outputs (a temporary, then a rename). Returns its size in
+    bytes."""
+    from .files import Outputs
+    size = 0
+
+    def write(tmp):
+        nonlocal size
         with open(tmp, "wb") as f:
             if name:
                 f.write(_len_field(1, name.encode()))
@@ -721,8 +724,7 @@ def write_caffemodel(path, layers, *, name: str = "", packed: bool = True) -> in
                     f.write(_len_header(7, len(head) + data.nbytes) + head)
                     f.write(data)
             size = f.tell()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    with Outputs() as out:
+        out.add(path, write)
     return size

@@ -246,15 +246,9 @@ def check_memory(plan: Plan, limit: int | None = None, *, forward: bool = True) 
 
 
 def _blob_shapes(step) -> list:
-    """The shapes of a layer's parameter blobs, as its weights rule expects them."""
-    from .errors import WeightsError
-    if step.ctx.spec.weights is None:
-        return []
-    try:
-        step.ctx.spec.weights(step.ctx, [])
-    except WeightsError as e:
-        return list(e.expected or [])
-    return []
+    """The shapes of a layer's parameter blobs (its type's cost rule says them)."""
+    spec = step.ctx.spec
+    return list(spec.cost(step.ctx).blobs) if spec.cost is not None else []
 
 
 def plan_net(prototxt=None, inputs: dict | None = None, outputs=None, *, text: str | None = None,

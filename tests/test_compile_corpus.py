@@ -208,7 +208,8 @@ TRAIN_ONLY = {
 
 # A published deploy file whose Silence layer reads a blob nothing produces ('data_dim'):
 # Caffe stops with "Unknown bottom blob 'data_dim'" (also in test_corpus.py).
-BROKEN = {"deeplab/deeplabv2_vgg16_aspp_nyu_deploy.prototxt": (615, "silence", "data_dim")}
+# The caret is on the unknown bottom itself (line 616), not on the layer's first bottom (615).
+BROKEN = {"deeplab/deeplabv2_vgg16_aspp_nyu_deploy.prototxt": (616, "silence", "data_dim")}
 
 
 
@@ -280,7 +281,8 @@ def test_train_only_file_has_no_test_net(rel):
     with pytest.raises(GraphError) as info:
         compile_net(path)
     first = str(info.value).splitlines()[0]
-    assert first == (f"{path}:{line}:3: layer '{layer}' ({type_}): bottom 'data' comes only from layer "
+    # the caret on the value "data" of `  bottom: "data"` (column 11)
+    assert first == (f"{path}:{line}:11: layer '{layer}' ({type_}): bottom 'data' comes only from layer "
                      f"'data' (line {data_line}), which is not included in this state (its include "
                      f"rules); Caffe would stop here too")
 
@@ -296,7 +298,7 @@ def test_broken_file_is_refused_like_caffe(rel):
     with pytest.raises(GraphError) as info:
         compile_net(path)
     assert str(info.value).splitlines()[0] == (
-        f"{path}:{line}:3: layer '{layer}' (Silence): bottom '{blob}' (bottom 1) is not produced by "
+        f"{path}:{line}:11: layer '{layer}' (Silence): bottom '{blob}' (bottom 1) is not produced by "
         f"any layer before this one (and is not a net input)")
 
 
