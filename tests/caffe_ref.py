@@ -28,6 +28,7 @@ reported as such and the jobs after it run in a fresh child.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -180,10 +181,10 @@ def assert_same_net(result: Result, shapes) -> None:
     assert {b: tuple(s) for b, s in shapes.blobs.items()} == {b: s for b, s in result.shapes.items() if b in tops}
 
 
-def compare(got, want, what: str, rel: float, exact: bool = False) -> float:
+def compare(got, want, what: str, rel: float, exact: bool = False, atol: float = 0.0) -> float:
     """protoseg's `got` against Caffe's `want`: the same shape, the same non-finite values (NaN,
     inf) where Caffe has them, and the finite ones bit for bit (`exact`) or with
-    max|got - want| <= rel * max|want|. Returns that relative difference."""
+    max|got - want| <= rel * max|want| + atol. Returns max|got - want| / max|want|."""
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape, f"{what}: shape {got.shape} != Caffe's {want.shape}"
     finite = np.isfinite(want)
@@ -195,7 +196,8 @@ def compare(got, want, what: str, rel: float, exact: bool = False) -> float:
     ref = float(np.abs(want[finite]).max())
     diff = float(np.abs(got[finite].astype(np.float64) - want[finite]).max())
     assert np.isfinite(got[finite]).all(), f"{what}: non-finite values where Caffe's are finite"
-    assert diff <= rel * ref, f"{what}: max|diff| {diff:.3e} > {rel:g} * max|Caffe| {ref:.3e} (relative {diff / ref:.3e})"
+    assert diff <= rel * ref + atol, (f"{what}: max|diff| {diff:.3e} > {rel:g} * max|Caffe| {ref:.3e} + {atol:g} "
+                                      f"(relative {diff / ref if ref else math.inf:.3e})")
     return diff / ref if ref else 0.0
 
 

@@ -7,7 +7,8 @@ and joins branches where the shapes allow (Eltwise, Concat, Crop). Layer paramet
 from the ranges Caffe accepts. The generator tracks shapes with Caffe's formulas
 (caffe-semantics.md §2) only to stay within what Caffe accepts; the shapes tested are Caffe's.
 
-Left out on purpose: pooling configurations whose last window is empty (-FLT_MAX / NaN would
+Left out on purpose: BN and Upsample (the reference's are other forks' layers, see
+docs/fidelity.md), pooling configurations whose last window is empty (-FLT_MAX / NaN would
 flow through the rest of the net; tests/test_caffe_layers.py covers them), LRN in place and
 Eltwise SUM in place (broken in Caffe's CPU code, §3.5 / §3.8).
 """
@@ -33,6 +34,7 @@ class _Gen:
         self.r = random.Random(seed)
         self.lines: list = []
         self.live: dict = {}         # blob -> shape, in creation order
+        self.read: set = set()       # blobs whose current version a layer has read
         self.n = 0
 
     def name(self, prefix: str) -> str:
@@ -43,10 +45,14 @@ class _Gen:
         bots = " ".join(f'bottom: "{b}"' for b in bottoms)
         tps = " ".join(f'top: "{t}"' for t in tops)
         self.lines.append(f'layer {{ name: "{self.name("l")}" type: "{type_}" {bots} {tps} {param} }}')
+        self.read.update(bottoms)
+        self.read.difference_update(tops)
 
     def out(self, x: str, shape, in_place_ok: bool = False) -> str:
-        """The top for a layer reading x: x itself (in place) or a new blob."""
-        top = x if in_place_ok and self.r.random() < 0.4 else self.name("b")
+        """The top for a layer reading x: x itself (in place) or a new blob. Not in place when
+        another layer has read this version of x: Caffe would then insert a Split and refuse
+        the in-place top ("produced by multiple sources")."""
+        top = x if in_place_ok and x not in self.read and self.r.random() < 0.4 else self.name("b")
         self.live[top] = tuple(shape)
         return top
 
@@ -135,7 +141,6 @@ NEURONS = [     # (type, parameter choices, in place allowed)
     ("BatchNorm", ["", "batch_norm_param { eps: 0.001 }"], True),
     ("Scale", ["scale_param { bias_term: true }", "scale_param { axis: 2 num_axes: 1 }", ""], True),
     ("Bias", ["", "bias_param { axis: 1 num_axes: 2 }"], True),
-    ("BN", ["bn_param { eps: 0.0001 }"], False),
     ("LRN", ["lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 k: 2 }",
              "lrn_param { local_size: 3 alpha: 0.3 beta: 0.6 norm_region: WITHIN_CHANNEL }"], False),
     ("MVN", ["", "mvn_param { across_channels: true eps: 0.001 }", "mvn_param { normalize_variance: false }"],

@@ -2,7 +2,7 @@
 
 For each seed Caffe builds the net, fills its weights from injected fillers (tests/caffe_ref.py),
 saves the caffemodel and runs it on a seeded input; protoseg must give Caffe's layers, every
-blob's shape, and every blob's values (max|diff| <= REL * max|Caffe| per blob; a blob rewritten
+blob's shape, and every blob's values (max|diff| <= REL * max|Caffe| + ATOL per blob; a blob rewritten
 in place is compared in its last version, as Caffe keeps it). All nets run in one Caffe process.
 
 CI runs COUNT nets; PROTOSEG_RANDOM_NETS=N runs seeds 0..N-1 (the long campaign recorded in
@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - depends on how pytest was started
 pytestmark = [pytest.mark.caffe, caffe_ref.skip_unless_available()]
 
 REL = 1e-5
+ATOL = 1e-6     # blobs that are 0 up to rounding (the mean of a mean-subtracted blob): noise ~1e-7
 COUNT = int(os.environ.get("PROTOSEG_RANDOM_NETS", "20"))
 SEEDS = range(COUNT)
 
@@ -59,4 +60,4 @@ def test_random_net_matches_caffe(seed, caffe_runs):
     blobs = [b for b in shapes.blobs if b not in r.inputs]
     got = forward(compile_net(text, weights=job.save, outputs=blobs), job.inputs, blobs)
     for b in blobs:
-        caffe_ref.compare(got[b], r.data[b], f"random{seed}: {b}", REL)
+        caffe_ref.compare(got[b], r.data[b], f"random{seed}: {b}", REL, atol=ATOL)
