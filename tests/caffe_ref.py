@@ -12,7 +12,7 @@ A `Job` is one net: prototxt text (or a path), input arrays, and what to do with
   bottoms (Input, Data, ImageData, HDF5Data, Python data layers, ...) is removed and its tops
   become net inputs (`input:` + `input_shape`) of the shapes of the given arrays; a top with no
   array given (a label) is dropped with every layer that reads it, transitively (losses,
-  Accuracy): what deploy files are;
+  Accuracy): what deploy files are. DetectionOutput's save_output_param (result files) goes too;
 * `fill_seed`: random weights that Caffe itself makes: gaussian fillers are injected into every
   layer that has fillers (msra for weights, N(0, 0.1) for biases, N(1, 0.2) for Scale / Normalize
   / BN slopes, N(0.25, 0.1) for PReLU) and Caffe fills them at construction (caffe.set_random_seed);
@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,7 @@ class Job:
     save: str | None = None
     save_v1: str | None = None
     stages: tuple = ()
+    forward: bool = True            # False: build the net only (shapes, no data)
     all_blobs: bool = False
     params: bool = False
 
@@ -70,7 +72,7 @@ class Result:
     error: str | None = None        # Caffe's own message (stderr) when it aborted or raised
     prototxt: str = ""              # the text Caffe ran
     layers: list = field(default_factory=list)      # [(name, type, bottoms, tops)] as Caffe built them
-    shapes: dict = field(default_factory=dict)      # {blob: shape} after forward
+    shapes: dict = field(default_factory=dict)      # {blob: shape} as set up, before forward
     inputs: list = field(default_factory=list)      # net.inputs
     outputs: list = field(default_factory=list)     # net.outputs
     data: dict = field(default_factory=dict)        # {blob: array}: the outputs, or every blob
@@ -143,7 +145,7 @@ def run(jobs, timeout: float = 900) -> dict:
         start = 0
         while start < len(jobs):
             spec = [dict(index=i, id=j.id, weights=j.weights, deploy=j.deploy, fill_seed=j.fill_seed,
-                         save=j.save, save_v1=j.save_v1, stages=list(j.stages), all_blobs=j.all_blobs,
+                         save=j.save, save_v1=j.save_v1, stages=list(j.stages), forward=j.forward, all_blobs=j.all_blobs,
                          params=j.params) for i, j in enumerate(jobs) if i >= start]
             (tmp / "jobs.json").write_text(json.dumps(spec))
             try:
@@ -175,10 +177,15 @@ def run_one(job: Job, timeout: float = 900) -> Result:
 def assert_same_net(result: Result, shapes) -> None:
     """protoseg's `shapes` (protoseg.shapes.Shapes of the text Caffe ran) has Caffe's layers in
     order (name, type, tops; without the Splits Caffe inserts) and every blob's shape."""
-    assert [(ls.layer.name, ls.layer.type, list(ls.layer.tops)) for ls in shapes.layers] == \
-        [(name, type_, list(tops)) for name, type_, _, tops in result.user_layers]
-    tops = {t for *_, ts in result.user_layers for t in ts}
-    assert {b: tuple(s) for b, s in shapes.blobs.items()} == {b: s for b, s in result.shapes.items() if b in tops}
+    ours = [(ls.layer.name, ls.layer.type, list(ls.layer.tops)) for ls in shapes.layers]
+    caffe = [(name, type_, list(tops)) for name, type_, _, tops in result.user_layers]
+    assert ours == caffe, "layers differ (protoseg, Caffe): " + "; ".join(
+        f"{a} != {b}" for a, b in zip(ours + [None] * len(caffe), caffe + [None] * len(ours)) if a != b)
+    tops = {t for *_, ts in caffe for t in ts}
+    ours = {b: tuple(s) for b, s in shapes.blobs.items()}
+    caffe = {b: s for b, s in result.shapes.items() if b in tops}
+    assert ours == caffe, "blob shapes differ (protoseg, Caffe): " + "; ".join(
+        f"{b}: {ours.get(b)} != {caffe.get(b)}" for b in {**ours, **caffe} if ours.get(b) != caffe.get(b))
 
 
 def compare(got, want, what: str, rel: float, exact: bool = False, atol: float = 0.0) -> float:
@@ -285,34 +292,83 @@ def _fill_statistics(net, rng) -> None:
             blobs[3].data[...] = rng.uniform(0.5, 2.0, blobs[3].data.shape)
 
 
-def _deploy(net_param, shapes: dict) -> None:
-    """Replace the layers without bottoms by net inputs of `shapes`; drop what reads other tops."""
-    layers = net_param.layer if net_param.layer else net_param.layers     # V1 / V0: `layers`
-    keep, sources, missing = [], [], set()
-    for name in net_param.input:
-        if name not in shapes:
-            raise ValueError(f"net input {name!r} has no array")
+def _layer_blocks(text: str) -> list:
+    """(start, end) of every top-level `layer { }` / `layers { }` block of a prototxt, in order
+    (braces in strings and # comments do not count)."""
+    blocks, depth, word, start, i = [], 0, None, None, 0
+    while i < len(text):
+        c = text[i]
+        if c == "#":
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        if c in "\"'":
+            i += 1
+            while i < len(text) and text[i] != c:
+                i += 2 if text[i] == "\\" else 1
+        elif depth == 0 and (c.isalpha() or c == "_"):
+            m = re.compile(r"\w+").match(text, i)
+            word = (i, m.group())
+            i = m.end()
+            continue
+        elif c == "{":
+            if depth == 0 and word and word[1] in ("layer", "layers"):
+                start = word[0]
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0 and start is not None:
+                blocks.append((start, i + 1))
+                start = None
+        elif depth == 0 and c not in " \t\r\n:":
+            word = None
+        i += 1
+    return blocks
+
+
+def _deploy_text(text: str, shapes: dict):
+    """The net as a deploy net: the layers without bottoms (data layers) are cut out of the text
+    before Caffe's messages parse it strictly (their fork-only fields, e.g. SegNet's
+    dense_image_data_param, are no concern of the net), their tops become net inputs of `shapes`,
+    and a top with no shape given (a label) is dropped with every layer that reads it,
+    transitively. Unknown fields in the kept layers still fail, as they do in Caffe."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    lenient = caffe_pb2.NetParameter()
+    text_format.Merge(text, lenient, allow_unknown_field=True)
+    layers = lenient.layer or lenient.layers
+    blocks = _layer_blocks(text)
+    if len(blocks) != len(layers):
+        raise ValueError(f"found {len(blocks)} layer blocks in the text for {len(layers)} layers")
+    sources = [i for i, layer in enumerate(layers) if not layer.bottom]
+    for i in reversed(sources):
+        text = text[:blocks[i][0]] + text[blocks[i][1]:]
+    net_param = caffe_pb2.NetParameter()
+    text_format.Merge(text, net_param)
+    tops = list(net_param.input) + [t for i in sources for t in layers[i].top]
+    layers = net_param.layer or net_param.layers
+    keep, missing = [], {t for t in tops if t not in shapes}
     for layer in layers:
-        bottoms, tops = layer.bottom, layer.top     # (V0 too: on the outer message)
-        if not bottoms:
-            sources.extend(t for t in tops if t not in sources)
-            missing.update(t for t in tops if t not in shapes)
-            continue
-        if any(b in missing for b in bottoms):
-            missing.update(tops)
-            continue
-        missing.difference_update(tops)
-        keep.append(layer)
-    kept = [type(layers[0])() for _ in keep] if keep else []
-    for new, old in zip(kept, keep):
-        new.CopyFrom(old)
+        if any(b in missing for b in layer.bottom):
+            missing.update(layer.top)
+        else:
+            missing.difference_update(layer.top)
+            keep.append(type(layer)())
+            keep[-1].CopyFrom(layer)
+            if net_param.layer and keep[-1].HasField("detection_output_param"):   # files it writes, not the forward
+                keep[-1].detection_output_param.ClearField("save_output_param")
     del layers[:]
-    layers.extend(kept)
-    names = list(net_param.input) + [t for t in sources if t in shapes and t not in net_param.input]
+    layers.extend(keep)
+    v0 = any(layer.HasField("layer") for layer in net_param.layers)
     del net_param.input[:], net_param.input_dim[:], net_param.input_shape[:]
-    for name in names:
+    for name in dict.fromkeys(t for t in tops if t in shapes):
         net_param.input.append(name)
-        net_param.input_shape.add().dim.extend(int(d) for d in shapes[name])
+        if v0:      # Caffe's V0 upgrade keeps input_dim only
+            net_param.input_dim.extend(int(d) for d in shapes[name])
+        else:
+            net_param.input_shape.add().dim.extend(int(d) for d in shapes[name])
+    return net_param
 
 
 def _write_v1(net, saved_path: str, v1_path: str) -> None:
@@ -349,10 +405,10 @@ def _run_job(tmp: Path, spec: dict) -> dict:
         inputs = {k: z[k] for k in z.files}
     text = (tmp / f"{i}.prototxt").read_text()
     if spec["deploy"] or spec["fill_seed"] is not None:
-        net_param = caffe_pb2.NetParameter()
-        text_format.Merge(text, net_param)
         if spec["deploy"]:
-            _deploy(net_param, {k: v.shape for k, v in inputs.items()})
+            net_param = _deploy_text(text, {k: v.shape for k, v in inputs.items()})
+        else:
+            net_param = text_format.Merge(text, caffe_pb2.NetParameter())
         if spec["fill_seed"] is not None:
             _inject_fillers(net_param)
         text = text_format.MessageToString(net_param)
@@ -374,15 +430,16 @@ def _run_job(tmp: Path, spec: dict) -> dict:
         net.blobs[name].reshape(*array.shape)
         net.blobs[name].data[...] = array
     net.reshape()
-    net.forward()
+    meta["shapes"] = {n: list(b.data.shape) for n, b in net.blobs.items()}   # as set up (DetectionOutput's
+    if spec["forward"]:                                                     # top changes in forward)
+        net.forward()
     names = list(net._blob_names)
     meta["layers"] = [(n, layer.type, [names[j] for j in net._bottom_ids(k)],
                        [names[j] for j in net._top_ids(k)])
                       for k, (n, layer) in enumerate(zip(net._layer_names, net.layers))]
-    meta["shapes"] = {n: list(b.data.shape) for n, b in net.blobs.items()}
     meta["inputs"] = list(net.inputs)
     meta["outputs"] = list(net.outputs)
-    keep = names if spec["all_blobs"] else meta["outputs"]
+    keep = [] if not spec["forward"] else names if spec["all_blobs"] else meta["outputs"]
     arrays = {f"blob/{n}": net.blobs[n].data.copy() for n in keep}
     if spec["params"]:
         for k, (n, layer) in enumerate(zip(net._layer_names, net.layers)):
