@@ -11,8 +11,8 @@ A `Job` is one net: prototxt text (or a path), input arrays, and what to do with
 * `deploy`: make a deploy net of it first (with Caffe's protobuf messages): every layer without
   bottoms (Input, Data, ImageData, HDF5Data, Python data layers, ...) is removed and its tops
   become net inputs (`input:` + `input_shape`) of the shapes of the given arrays; a top with no
-  array given (a label) is dropped with every layer that reads it, transitively (losses,
-  Accuracy): what deploy files are. DetectionOutput's save_output_param (result files) goes too;
+  array given (a label) is dropped with every layer that reads it, transitively, and so are
+  the losses and Accuracy: what deploy files are. DetectionOutput's save_output_param (result files) goes too;
 * `fill_seed`: random weights that Caffe itself makes: gaussian fillers are injected into every
   layer that has fillers (msra for weights, N(0, 0.1) for biases, N(1, 0.2) for Scale / Normalize
   / BN slopes, N(0.25, 0.1) for PReLU) and Caffe fills them at construction (caffe.set_random_seed);
@@ -326,12 +326,24 @@ def _layer_blocks(text: str) -> list:
     return blocks
 
 
+def _is_loss(layer, caffe_pb2) -> bool:
+    """A loss or Accuracy layer (V2 type string, V1 enum or V0 type): no part of a deploy net."""
+    if isinstance(layer, caffe_pb2.LayerParameter):
+        kind = layer.type
+    elif layer.HasField("layer"):
+        kind = layer.layer.type
+    else:
+        kind = caffe_pb2.V1LayerParameter.LayerType.Name(layer.type)
+    return "loss" in kind.lower() or kind.lower() == "accuracy"
+
+
 def _deploy_text(text: str, shapes: dict):
     """The net as a deploy net: the layers without bottoms (data layers) are cut out of the text
     before Caffe's messages parse it strictly (their fork-only fields, e.g. SegNet's
     dense_image_data_param, are no concern of the net), their tops become net inputs of `shapes`,
     and a top with no shape given (a label) is dropped with every layer that reads it,
-    transitively. Unknown fields in the kept layers still fail, as they do in Caffe."""
+    transitively, and so are the loss and Accuracy layers (an autoencoder's loss reads no label).
+    Unknown fields in the kept layers still fail, as they do in Caffe."""
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
@@ -350,7 +362,7 @@ def _deploy_text(text: str, shapes: dict):
     layers = net_param.layer or net_param.layers
     keep, missing = [], {t for t in tops if t not in shapes}
     for layer in layers:
-        if any(b in missing for b in layer.bottom):
+        if any(b in missing for b in layer.bottom) or _is_loss(layer, caffe_pb2):
             missing.update(layer.top)
         else:
             missing.difference_update(layer.top)
