@@ -12,7 +12,8 @@ A `Job` is one net: prototxt text (or a path), input arrays, and what to do with
   bottoms (Input, Data, ImageData, HDF5Data, Python data layers, ...) is removed and its tops
   become net inputs (`input:` + `input_shape`) of the shapes of the given arrays; a top with no
   array given (a label) is dropped with every layer that reads it, transitively, and so are
-  the losses and Accuracy: what deploy files are. DetectionOutput's save_output_param (result files) goes too;
+  the losses and Accuracy: what deploy files are. DetectionOutput's save_output_param (the
+  result files it writes) goes too;
 * `fill_seed`: random weights that Caffe itself makes: gaussian fillers are injected into every
   layer that has fillers (msra for weights, N(0, 0.1) for biases, N(1, 0.2) for Scale / Normalize
   / BN slopes, N(0.25, 0.1) for PReLU) and Caffe fills them at construction (caffe.set_random_seed);
@@ -27,6 +28,7 @@ reported as such and the jobs after it run in a fresh child.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -96,6 +98,7 @@ class CaffeError(AssertionError):
     """Caffe aborted or raised on a net; the message carries Caffe's stderr."""
 
 
+@functools.lru_cache(maxsize=None)
 def unavailable_reason() -> str | None:
     """Why the reference Caffe cannot run here, or None when it can."""
     done = CAFFE_HOME / "BUILT"
@@ -110,19 +113,17 @@ def unavailable_reason() -> str | None:
     return None
 
 
-_REASON: list = []
-
-
 def skip_unless_available():
-    """A pytest skipif mark (evaluated once per session) for the tests that run Caffe."""
+    """A pytest skipif mark for the tests that run Caffe (the check runs once per session)."""
     import pytest
 
-    if not _REASON:
-        _REASON.append(unavailable_reason())
-    return pytest.mark.skipif(_REASON[0] is not None, reason=str(_REASON[0]))
+    reason = unavailable_reason()
+    return pytest.mark.skipif(reason is not None, reason=str(reason))
 
 
 def _env() -> dict:
+    """The child's environment: none of this interpreter's PYTHON* settings (a venv's path or
+    home would break Debian's python3), pycaffe's folder on PYTHONPATH, glog quieter."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     done = CAFFE_HOME / "BUILT"
     env["PYTHONPATH"] = done.read_text().strip() if done.is_file() else ""
@@ -144,9 +145,8 @@ def run(jobs, timeout: float = 900) -> dict:
             np.savez(tmp / f"{i}.in.npz", **{k: np.asarray(v, np.float32) for k, v in job.inputs.items()})
         start = 0
         while start < len(jobs):
-            spec = [dict(index=i, id=j.id, weights=j.weights, deploy=j.deploy, fill_seed=j.fill_seed,
-                         save=j.save, save_v1=j.save_v1, stages=list(j.stages), forward=j.forward, all_blobs=j.all_blobs,
-                         params=j.params) for i, j in enumerate(jobs) if i >= start]
+            spec = [{**{k: v for k, v in vars(j).items() if k not in ("prototxt", "inputs")}, "index": i}
+                    for i, j in enumerate(jobs) if i >= start]
             (tmp / "jobs.json").write_text(json.dumps(spec))
             try:
                 p = subprocess.run([PYTHON, __file__, str(tmp)], env=_env(), capture_output=True,
@@ -217,7 +217,7 @@ def _job_stderr(stderr: str, index: int) -> str:
 def _load(job_id: str, tmp: Path, i: int) -> Result:
     meta = json.loads((tmp / f"{i}.json").read_text())
     if meta.get("error"):
-        return Result(job_id, error=meta["error"], prototxt=meta.get("prototxt", ""))
+        return Result(job_id, error=meta["error"])
     r = Result(job_id, prototxt=meta["prototxt"], inputs=meta["inputs"], outputs=meta["outputs"],
                layers=[tuple(ly) for ly in meta["layers"]],
                shapes={k: tuple(v) for k, v in meta["shapes"].items()})

@@ -35,6 +35,7 @@ class _Gen:
         self.lines: list = []
         self.live: dict = {}         # blob -> shape, in creation order
         self.read: set = set()       # blobs whose current version a layer has read
+        self.shared: set = set()     # blobs whose memory another blob shares (Reshape, Permute)
         self.n = 0
 
     def name(self, prefix: str) -> str:
@@ -50,9 +51,11 @@ class _Gen:
 
     def out(self, x: str, shape, in_place_ok: bool = False) -> str:
         """The top for a layer reading x: x itself (in place) or a new blob. Not in place when
-        another layer has read this version of x: Caffe would then insert a Split and refuse
-        the in-place top ("produced by multiple sources")."""
-        top = x if in_place_ok and x not in self.read and self.r.random() < 0.4 else self.name("b")
+        another layer has read this version of x (Caffe would insert a Split and refuse the
+        in-place top, "produced by multiple sources"), nor when x shares its memory with another
+        blob (Caffe would rewrite both; tests/test_caffe_layers.py has those cases)."""
+        in_place = in_place_ok and x not in self.read and x not in self.shared
+        top = x if in_place and self.r.random() < 0.4 else self.name("b")
         self.live[top] = tuple(shape)
         return top
 
@@ -203,9 +206,11 @@ def move(g: _Gen, x: str) -> bool:
         shape = (n, c, h, w)
         top = g.out(x, tuple(shape[i] for i in order))
         g.layer("Permute", [x], [top], "permute_param { " + " ".join(f"order: {i}" for i in order) + " }")
+        g.shared.update((x, top))               # the identity order shares the bottom's memory
     elif kind == "reshape":
         top = g.out(x, (n, c, w, h))
         g.layer("Reshape", [x], [top], f"reshape_param {{ shape {{ dim: 0 dim: -1 dim: {w} dim: {h} }} }}")
+        g.shared.update((x, top))
     elif kind == "tile" and c * 2 <= MAX_CHANNELS:
         axis = g.r.randint(1, 3)
         shape = list(g.live[x])
@@ -226,7 +231,9 @@ def head(g: _Gen, x: str) -> bool:
         k = g.r.randint(1, 6)
         g.layer("InnerProduct", [x], [g.out(x, (n, k))], f"inner_product_param {{ num_output: {k} }}")
     elif kind == "flatten":
-        g.layer("Flatten", [x], [g.out(x, (n, c * h * w))])
+        top = g.out(x, (n, c * h * w))
+        g.layer("Flatten", [x], [top])
+        g.shared.update((x, top))
     elif kind == "reduction":
         op = g.r.choice(["SUM", "ASUM", "SUMSQ", "MEAN"])
         g.layer("Reduction", [x], [g.out(x, (n, c))], f"reduction_param {{ operation: {op} axis: 2 }}")

@@ -212,6 +212,16 @@ def _other_cases():
           'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n'
           + L("Upsample", "upsample_param { scale: 2 upsample_h: 5 upsample_w: 7 }", bottoms=("p", "m")),
           {"x": (1, 2, 5, 7)}),
+        # an in-place layer on a top that shares its bottom's memory rewrites the bottom too, and a
+        # later reader of the bottom sees that in Caffe
+        C("in-place-on-reshape-top-rewrites-bottom", L("Reshape", "reshape_param { shape { dim: 0 dim: -1 } }",
+                                                       top="r") + L("ReLU", bottoms=("r",), top="r")
+          + L("Sigmoid"), {"x": wide(*X4)}),
+        C("in-place-on-flatten-top-rewrites-bottom", L("Flatten", top="r") + L("ReLU", bottoms=("r",), top="r")
+          + L("Sigmoid"), {"x": wide(*X4)}),
+        C("in-place-on-split-top-rewrites-other-top",
+          'layer { name: "s" type: "Split" bottom: "x" top: "a" top: "b" }\n'
+          + L("ReLU", bottoms=("a",), top="a") + L("Sigmoid", bottoms=("b",)), {"x": wide(*X4)}),
         C("in-place-after-another-reader", L("Sigmoid", top="a") + L("ReLU", top="x"), {"x": X4}, outputs=("a",)),
         C("split-3-tops", 'layer { name: "s" type: "Split" bottom: "x" top: "a" top: "b" top: "c" }\n', {"x": X4},
           outputs=("a", "b", "c")),
@@ -259,6 +269,11 @@ DIFFERS = {
     "in-place-after-another-reader": ("protoseg accepts an in-place layer on a blob that an earlier layer has "
                                       "read; Caffe's split insertion renames that bottom, so the top no longer "
                                       "counts as in place and Caffe refuses the net", pytest.fail.Exception),
+    **{id_: ("Caffe's Reshape / Flatten / Split tops share their bottom's memory, so an in-place layer "
+                   "on such a top rewrites the bottom (and the other tops) for the layers that read it later; "
+                   "protoseg gives every value its own memory", AssertionError)
+       for id_ in ("in-place-on-reshape-top-rewrites-bottom", "in-place-on-flatten-top-rewrites-bottom",
+                   "in-place-on-split-top-rewrites-other-top")},
     "conv-axis2": ("protoseg cannot compile a Convolution with axis: 2; Caffe runs it", UnsupportedLayerError),
 }
 
