@@ -36,7 +36,7 @@ if [[ -f "$DONE" ]] && PYTHONPATH="$(cat "$DONE")" "$PY" -c "import caffe" 2>/de
     exit 0
 fi
 mkdir -p "$HOME_DIR"
-rm -rf "$SRC" "$BUILD" "$LOG" "$HOME_DIR/brocolli-caffe-$VERSION.tar.gz"     # a partial earlier try
+rm -rf "$DONE" "$SRC" "$BUILD" "$LOG" "$HOME_DIR/brocolli-caffe-$VERSION.tar.gz"    # an earlier try
 
 step "Debian packages"
 missing=""
