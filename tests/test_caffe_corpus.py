@@ -3,8 +3,8 @@ the outputs with random weights that Caffe itself makes and saves.
 
 Each net of tests/test_compile_corpus.py's COMPILES table (the corpus deploy nets and the TEST
 nets that run at inference) is made a deploy net by tests/caffe_ref.py with Caffe's own protobuf
-messages (data layers -> net inputs of COMPILES' small sizes, the label readers dropped), and
-protoseg gets exactly the text Caffe ran:
+messages (data layers -> net inputs of COMPILES' small sizes; losses, Accuracy and the other
+label readers dropped), and protoseg gets exactly the text Caffe ran:
 
 * `test_corpus_net_shapes_equal_caffe`: Caffe builds the net (one child process for all nets);
   its layers in order (without the Split layers Caffe inserts) and every blob's shape equal
@@ -12,7 +12,8 @@ protoseg gets exactly the text Caffe ran:
 * `test_corpus_net_outputs_equal_caffe`: Caffe fills every learnable blob from injected gaussian
   fillers (plus random BatchNorm statistics), `net.save`s the caffemodel and runs the net on a
   seeded input; `protoseg.compile_net(text, weights=that caffemodel)` gives the same outputs,
-  max|diff| <= REL * max|Caffe|.
+  max|diff| <= REL * max|Caffe|. A net whose deploy text and input shapes equal an earlier
+  one's (train/val pairs, V1/V2 copies: 22 of 88) is run once.
 
 Nets the reference cannot build are in NOT_IN_REFERENCE, checked to fail in Caffe with the
 message given; differences between protoseg and Caffe are strict xfails naming the difference.
