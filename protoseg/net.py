@@ -420,10 +420,7 @@ def _wire(layers: list, reg: dict, dropped: list = ()) -> None:
     current: dict[str, str] = {}        # blob name -> current value name
     used: set = set()
     producer: dict[str, Layer] = {}      # blob name -> last writer
-    later: dict[str, Layer] = {}
-    for l in layers:
-        for t in l.tops:
-            later.setdefault(t, l)
+    reader: dict[str, Layer] = {}        # value -> the first layer that reads it
     for i, l in enumerate(layers):
         spec = reg[l.type]
         if spec.auto_tops and len(l.tops) < spec.tops[0]:
@@ -436,6 +433,7 @@ def _wire(layers: list, reg: dict, dropped: list = ()) -> None:
             if b not in current:
                 raise _unknown_bottom(l, j, b, layers, i, current, dropped)
             l.bottom_values.append(current[b])
+            reader.setdefault(current[b], l)
         l.top_values, l.in_place = [], []
         for j, t in enumerate(l.tops):
             in_place = j < len(l.bottoms) and l.bottoms[j] == t
@@ -450,6 +448,16 @@ def _wire(layers: list, reg: dict, dropped: list = ()) -> None:
                 raise GraphError(f"{l.type} cannot run in place (top '{t}' == bottom '{t}'): "
                                  "give its top a name of its own", span=l.params.span_of("top", j) or l.span,
                                  layer=l.name, layer_type=l.type)
+            if in_place and (reader[l.bottom_values[j]] is not l or l.bottom_values.count(l.bottom_values[j]) > 1):
+                other = reader[l.bottom_values[j]]
+                who = "this layer reads it twice" if other is l else \
+                    f"layer '{other.name}' (line {other.span.line}) reads the same '{t}' before it"
+                raise GraphError(
+                    f"top '{t}' rewrites its bottom in place, but {who}: Caffe then puts a Split in "
+                    f"front of both readers (insert_splits.cpp), this top is no longer in place and "
+                    f"Caffe refuses the net (\"Top blob '{t}' produced by multiple sources\")",
+                    span=l.params.span_of("top", j) or l.span, layer=l.name, layer_type=l.type,
+                    hint="give the top a name of its own")
             if t == "(automatic)":
                 l.top_values.append(f"(automatic)@{l.name}")
                 l.in_place.append(False)

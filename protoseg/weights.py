@@ -33,7 +33,7 @@ def _layers_of(weights):
     if isinstance(weights, CaffeModel):
         layers = {}
         for l in weights.layers:          # a later layer of the same name wins, as in Caffe
-            layers[l.name] = (l.type, [b.data for b in l.blobs])
+            layers[l.name] = (l.type, list(l.blobs))     # Blobs: the shape check needs `legacy`
         return layers, os.path.basename(weights.path)
     if isinstance(weights, dict):
         return {name: (None, list(blobs)) for name, blobs in weights.items()}, "the weights"

@@ -381,3 +381,16 @@ def test_v1_and_v2_layers_together():
 def test_input_dim_count_must_be_four_per_input():
     msg = err_of(SchemaError, 'input: "data" input_dim: 1 input_dim: 3 input_dim: 4\n')
     assert "t.prototxt:1:15:" in msg and "1 inputs need 4 input_dim values (N, C, H, W each), got 3" in msg
+
+
+@pytest.mark.parametrize("body", [
+    'layer { name: "s" type: "Sigmoid" bottom: "data" top: "a" }\n'
+    'layer { name: "r" type: "ReLU" bottom: "data" top: "data" }\n',
+    'layer { name: "e" type: "Eltwise" bottom: "data" bottom: "data" top: "data" }\n',
+], ids=["earlier-reader", "read-twice"])
+def test_in_place_on_a_blob_someone_else_reads_is_refused_as_caffe_does(body):
+    # insert_splits.cpp gives a blob version read twice a Split: the in-place layer then reads a
+    # split top, its top is no longer in place, and Net::AppendTop stops: "Top blob 'data'
+    # produced by multiple sources"
+    msg = err_of(GraphError, INPUT + body)
+    assert "rewrites its bottom in place" in msg and "produced by multiple sources" in msg

@@ -221,28 +221,39 @@ class LowerContext(ShapeContext):
 
     # -- weights
     def expect_blobs(self, blobs: list, expected: list) -> list:
-        """Check a layer's caffemodel blobs against the `expected` shapes (in blob order) and
-        return them as float32 arrays of exactly those shapes.
+        """Check a layer's blobs against the `expected` shapes (in blob order) and return them
+        as float32 arrays of exactly those shapes.
 
-        As Caffe's Blob::ShapeEquals: shapes must match, except that a legacy 4-axis blob (the
-        num/channels/height/width of old files, e.g. an InnerProduct weight stored (1, 1, N, K))
-        is accepted by its element count; a one-element blob fits any one-element shape."""
+        A blob read from a caffemodel (protoseg.caffemodel.Blob) is checked as Caffe's
+        Blob::ShapeEquals does: a blob with a `shape` must have exactly the expected shape; a
+        legacy blob (num/channels/height/width, always 4 values) must equal the expected shape
+        right-aligned and padded with 1s (an InnerProduct weight (N, K) stored (1, 1, N, K)). A
+        plain array (`{layer: [arrays]}` given in Python, which no longer says how the file stored
+        it) is accepted with the expected shape, or with 4 axes and the expected element count,
+        or as one element for any one-element shape."""
         import numpy as np
+        shapes = [tuple(np.shape(getattr(b, "data", b))) for b in blobs]
         if len(blobs) != len(expected):
             want = ", ".join(fmt_shape(s) for s in expected) or "none"
-            got = ", ".join(fmt_shape(np.shape(b)) for b in blobs) or "none"
+            got = ", ".join(fmt_shape(s) for s in shapes) or "none"
             raise WeightsError(f"expected {len(expected)} blob{'s' if len(expected) != 1 else ''} "
                                f"({want}), got {len(blobs)} ({got})", kind="mismatch",
-                               expected=list(expected), got=[tuple(np.shape(b)) for b in blobs])
+                               expected=list(expected), got=shapes)
         out = []
         for i, (blob, shape) in enumerate(zip(blobs, expected)):
-            arr = np.asarray(blob)
             shape = tuple(int(d) for d in shape)
-            count = math.prod(shape)
-            ok = arr.shape == shape or (arr.size == count and (arr.ndim == 4 or count == 1))
+            legacy = getattr(blob, "legacy", None)
+            arr = np.asarray(getattr(blob, "data", blob))
+            if legacy is None:
+                ok = arr.shape == shape or (arr.size == math.prod(shape) and (arr.ndim == 4 or arr.size == 1))
+            elif legacy:
+                ok = len(shape) <= 4 and (1,) * (4 - len(shape)) + shape == arr.shape
+            else:
+                ok = arr.shape == shape
             if not ok:
+                stored = " (stored as legacy num/channels/height/width)" if legacy else ""
                 raise WeightsError(f"blob {i}: expected shape {fmt_shape(shape)}, got "
-                                   f"{fmt_shape(arr.shape)}", kind="mismatch", blob=i,
+                                   f"{fmt_shape(arr.shape)}{stored}", kind="mismatch", blob=i,
                                    expected=shape, got=tuple(arr.shape))
             out.append(np.ascontiguousarray(arr, dtype=np.float32).reshape(shape))
         return out
