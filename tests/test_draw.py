@@ -204,6 +204,28 @@ def test_escaped_names_render_literally(tmp_path):
     assert "x\\x09y" in svg
 
 
+PARAMS = r"""
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 dim: 4 dim: 4 } } }
+layer { name: "py" type: "Python" bottom: "x" top: "y"
+        python_param { module: "my\"mod\\" layer: "L" param_str: "a\tb" } }
+layer { name: "pw" type: "Power" bottom: "x" top: "z" power_param { power: 2 scale: 0.5 shift: 1e-05 } }
+layer { name: "pool" type: "Pooling" bottom: "x" top: "p"
+        pooling_param { pool: AVE kernel_h: 2 kernel_w: 1 global_pooling: false } }
+"""
+
+
+@pytest.mark.parametrize("layer,text", [
+    ("in", "input_param { shape { dim: 1 dim: 2 dim: 4 dim: 4 } }"),
+    ("py", r'python_param { module: "my\"mod\\" layer: "L" param_str: "a\011b" }'),
+    ("pw", "power_param { power: 2 scale: 0.5 shift: 1e-05 }"),
+    ("pool", "pooling_param { pool: AVE kernel_h: 2 kernel_w: 1 global_pooling: false }"),
+])
+def test_parameters_in_protobuf_text_format(layer, text):
+    from protoseg.schema import msg_text
+    (settings,) = load_net(text=PARAMS).layer(layer).settings.items()
+    assert f"{settings[0]} {{ {msg_text(settings[1])} }}" == text
+
+
 def test_draw_does_not_import_torch(tmp_path):
     code = ("import sys, protoseg.cli as c; c.main(['draw', %r, '-o', %r]); "
             "sys.exit(3 if 'torch' in sys.modules else 0)" % (prototxt("fcn8s"), str(tmp_path / "f.dot")))
