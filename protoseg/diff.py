@@ -97,6 +97,8 @@ def diff_net(prototxt, weights, inputs: dict | None = None, *, image=None,
                         f"{type(reference).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, not {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, not {seed}")
     for name, value in (("rtol", rtol), ("atol", atol)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"{name} must be a number >= 0, not {value!r}")

@@ -32,8 +32,8 @@ from .schema import field_text, msg_text
 from .shapes import Shapes
 from .text import dims
 
-__all__ = ["Node", "Edge", "Drawing", "drawing", "dot_source", "render", "FAMILIES", "FORMATS",
-           "RANKDIRS"]
+__all__ = ["Node", "Edge", "Drawing", "drawing", "dot_source", "dot_string", "render", "family",
+           "FAMILIES", "FORMATS", "RANKDIRS"]
 
 # layer package -> family
 _FAMILY_OF = {
@@ -172,13 +172,16 @@ def _settings(layer) -> str:
 
 def _summary(layer, width: int = 40) -> list:
     """The scalar parameters the layer writes (num_output: 64 kernel_size: 3 pad: 100), in lines
-    of about `width` characters; nested messages (fillers, shapes) are left to the tooltip."""
+    of about `width` characters, a longer field cut short; nested messages (fillers, shapes) and
+    the whole of a long field are left to the tooltip."""
     lines: list = []
     for m in layer.settings.values():
         for k, _ in m.fields():
             if m.type.fields[k].kind == "message":
                 continue
             text = field_text(m, k)
+            if len(text) > width:
+                text = text[:width - 3] + "..."
             if lines and len(lines[-1]) + 1 + len(text) <= width:
                 lines[-1] += " " + text
             else:

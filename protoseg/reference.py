@@ -87,7 +87,8 @@ class OpenCV(Reference):
     def _match(cv_net, net) -> list:
         """[(index in net.layers, OpenCV layer name)]: OpenCV adds the layers in file order
         (the net's inputs become inputs, not layers), names a Convolution after its top, and
-        inserts a few of its own (an MVN before a BatchNorm that uses batch statistics)."""
+        inserts a few of its own (an MVN before a BatchNorm that uses batch statistics). A layer
+        it does not have is left out (its tops are then not given)."""
         cv_layers = [(name, cv_net.getLayer(cv_net.getLayerId(name)).type)
                      for name in cv_net.getLayerNames()]
         reg = registry()
@@ -96,13 +97,11 @@ class OpenCV(Reference):
             if reg[layer.type].source:
                 continue
             names = {layer.name, *layer.tops[:1]}
-            while j < len(cv_layers) and not (cv_layers[j][1] == layer.type and cv_layers[j][0] in names):
-                j += 1
-            if j == len(cv_layers):
-                raise ToolError(f"cannot find layer '{layer.name}' ({layer.type}) among the layers "
-                                f"OpenCV made of the net, so its output cannot be compared")
-            matched.append((i, cv_layers[j][0]))
-            j += 1
+            k = next((k for k in range(j, len(cv_layers))
+                      if cv_layers[k][1] == layer.type and cv_layers[k][0] in names), None)
+            if k is not None:
+                matched.append((i, cv_layers[k][0]))
+                j = k + 1
         return matched
 
     def deviation(self, layer, ctx) -> str | None:

@@ -303,6 +303,7 @@ def test_weights_that_do_not_fit(small, tmp_path, capsys):
     ({"prototxt": 3}, TypeError, "prototxt must be a path"),
     ({"rtol": -1}, ValueError, "rtol must be a number >= 0"),
     ({"seed": 1.5}, TypeError, "seed must be an int"),
+    ({"seed": -1}, ValueError, "seed must be >= 0"),
     ({"reference": "opencv"}, TypeError, "reference must be a protoseg.reference.Reference"),
 ])
 def test_argument_checks(small, kwargs, error, words):
@@ -310,3 +311,40 @@ def test_argument_checks(small, kwargs, error, words):
     args = {"prototxt": prototxt, "weights": caffemodel, **kwargs}
     with pytest.raises(error, match=words):
         diff_net(args.pop("prototxt"), args.pop("weights"), **args)
+
+
+@pytest.mark.parametrize("option,value", [("--rtol", "-1"), ("--rtol", "nan"), ("--atol", "x"),
+                                          ("--seed", "-3")])
+def test_bad_option_values_are_usage_errors(small, capsys, option, value):
+    prototxt, caffemodel = small
+    with pytest.raises(SystemExit) as e:
+        main(["diff", str(prototxt), "--weights", str(caffemodel), option, value])
+    assert e.value.code == 2
+    assert f"argument {option}: expected a" in capsys.readouterr().err
+
+
+class FakeCvNet:
+    """What OpenCV's Net shows of its layers: names and types, in order."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    def getLayerNames(self):
+        return [name for name, _ in self.layers]
+
+    def getLayerId(self, name):
+        return self.getLayerNames().index(name)
+
+    def getLayer(self, i):
+        return type("Layer", (), {"type": self.layers[i][1]})
+
+
+def test_opencv_layers_are_matched_in_file_order():
+    from protoseg import load_net
+    net = load_net(text=one_layer('layer { name: "bn" type: "BatchNorm" bottom: "x" top: "x" }\n'
+                                  'layer { name: "y" type: "Threshold" bottom: "x" top: "y" }\n'
+                                  'layer { name: "z" type: "ReLU" bottom: "y" top: "z" }'))
+    # OpenCV: the Convolution named after its top, an MVN of its own before the BatchNorm, no
+    # Threshold
+    cv_net = FakeCvNet([("x", "Convolution"), ("bn/mvn", "MVN"), ("bn", "BatchNorm"), ("z", "ReLU")])
+    assert OpenCV._match(cv_net, net) == [(1, "x"), (2, "bn"), (4, "z")]

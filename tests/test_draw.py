@@ -43,8 +43,8 @@ def prototxt(name: str) -> str:
     return str(ROOT / "prototxts" / f"{name}.prototxt")
 
 
-def draw_text(text: str, **kw) -> str:
-    return dot_source(drawing(infer_shapes(load_net(text=text))), **kw)
+def draw_text(text: str, inputs=None) -> str:
+    return dot_source(drawing(infer_shapes(load_net(text=text), inputs)))
 
 
 def parse_dot(source: str):
@@ -224,6 +224,15 @@ def test_parameters_in_protobuf_text_format(layer, text):
     from protoseg.schema import msg_text
     (settings,) = load_net(text=PARAMS).layer(layer).settings.items()
     assert f"{settings[0]} {{ {msg_text(settings[1])} }}" == text
+
+
+def test_a_long_parameter_is_cut_short_in_the_label_and_whole_in_the_tooltip():
+    source = draw_text('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 } } }\n'
+                       'layer { name: "py" type: "Python" bottom: "x" top: "y" '
+                       f'python_param {{ module: "m" param_str: "{"a" * 100}" }} }}\n', {"y": (1,)})
+    nodes, _ = parse_dot(source)
+    assert nodes["n1"] == ["py", "Python", r'module: \"m\"', r'param_str: \"' + "a" * 25 + "..."]
+    assert f'param_str: \\"{"a" * 100}\\" }}"' in source
 
 
 def test_draw_does_not_import_torch(tmp_path):

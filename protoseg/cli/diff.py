@@ -3,6 +3,8 @@ importer), blob by blob in execution order, up to the first blob over tolerance.
 Exit 0: every blob agrees; 1: a blob differs; 2: bad input, or no reference."""
 from __future__ import annotations
 
+import argparse
+
 from ..schema import msg_data, msg_text
 from ..text import dims
 from .options import add_net_options, input_shapes, memory_size, net_state
@@ -26,17 +28,31 @@ def register(sub):
                    help="the first image input from this file (BGR 0-255 as Caffe reads it, "
                         "resized to the input size, the data layer's mean_value and scale "
                         "applied) instead of random values")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_at_least_0(int), default=0,
                    help="seed of the random inputs, uniform in [-1, 1) (default 0)")
-    p.add_argument("--rtol", type=float, default=1e-4,
+    p.add_argument("--rtol", type=_at_least_0(float), default=1e-4,
                    help="relative tolerance: a blob differs when max|diff| > atol + rtol * "
                         "max|reference| (default 1e-4)")
-    p.add_argument("--atol", type=float, default=0.0, help="absolute tolerance (default 0)")
+    p.add_argument("--atol", type=_at_least_0(float), default=0.0,
+                   help="absolute tolerance (default 0)")
     p.add_argument("--max-memory", type=memory_size, metavar="SIZE",
                    help="the memory the run may take, e.g. 16G (default: the memory available)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--pretty", action="store_true", help="indent JSON output")
     return p
+
+
+def _at_least_0(kind):
+    """An argparse type: a number of `kind` >= 0 (not NaN)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value >= 0:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} >= 0, got {text!r}")
+        return value
+    return parse
 
 
 def run(args) -> int:
