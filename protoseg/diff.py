@@ -87,9 +87,8 @@ def diff_net(prototxt, weights, inputs: dict | None = None, *, image=None,
     max_memory: the bytes the run may take (default: the memory available now); both sides'
       weights, one forward of the module and every output of the reference, which keeps them all.
     """
-    for name, path in (("prototxt", prototxt), ("weights", weights), ("image", image)):
-        if path is None and name == "image":
-            continue
+    paths = {"prototxt": prototxt, "weights": weights, **({"image": image} if image is not None else {})}
+    for name, path in paths.items():
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"{name} must be a path (str or os.PathLike), not {type(path).__name__}")
     if reference is not None and not isinstance(reference, Reference):
@@ -130,19 +129,19 @@ def _compare_run(model, plan: Plan, arrays: dict, ref: dict, result: Diff):
     """Run the module, comparing as it goes (rows into `result`); the step of the first blob
     over tolerance, or None."""
     index = {id(l): i for i, l in enumerate(plan.net.layers)}
-    watch: dict = {}            # fx node name -> [(step, top index, index in a packed tuple)]
+    watch: dict = {}            # fx node name -> [(step, top index, the node gives all tops)]
     for step in plan.steps:
         if step.packed:
-            watch[step.packed] = [(step, i, i) for i in range(len(step.outputs))]
+            watch[step.packed] = [(step, i, True) for i in range(len(step.outputs))]
         else:
             for i, var in enumerate(step.outputs):
-                watch.setdefault(var, []).append((step, i, None))
+                watch.setdefault(var, []).append((step, i, False))
 
     class Compare(fx.Interpreter):
         def run_node(self, node):
             value = super().run_node(node)
-            for step, i, item in watch.get(node.name, ()):
-                ours = (value[item] if item is not None else value).detach().numpy()
+            for step, i, packed in watch.get(node.name, ()):
+                ours = (value[i] if packed else value).detach().numpy()
                 tops = ref.get(index[id(step.layer)]) or [None] * len(step.outputs)
                 row = _compare(step.layer, i, ours, tops[i], result.rtol, result.atol)
                 result.rows.append(row)

@@ -92,6 +92,31 @@ def test_small_net_agrees_in_the_table(small, capsys):
     assert "\nall 6 compared blobs agree (rtol 0.0001); the largest relative difference is" in out
 
 
+SEVERAL_TOPS_V1 = """name: "tops"
+input: "data"
+input_dim: 1 input_dim: 4 input_dim: 6 input_dim: 6
+layers { name: "sp" type: SPLIT bottom: "data" top: "a" top: "b" }
+layers { name: "sl" type: SLICE bottom: "a" top: "c" top: "d" slice_param { slice_point: 1 } }
+layers { name: "drop" type: DROPOUT bottom: "d" top: "d" }
+layers { name: "e" type: ELTWISE bottom: "c" bottom: "c" top: "e" eltwise_param { operation: MAX } }
+layers { name: "p" type: POWER bottom: "d" top: "pd" power_param { scale: 2 } }
+layers { name: "cat" type: CONCAT bottom: "e" bottom: "pd" top: "f" }
+"""
+
+
+def test_layers_with_several_tops_in_a_v1_net(tmp_path):
+    (tmp_path / "tops.prototxt").write_text(SEVERAL_TOPS_V1)
+    # no learnable layer: a caffemodel with a layer the net lacks, and strict=False
+    h.write_caffemodel(tmp_path / "w.caffemodel", [("other", "Convolution", [np.ones((1, 1, 1, 1), np.float32)])])
+    d = diff_net(tmp_path / "tops.prototxt", tmp_path / "w.caffemodel", strict=False)
+    assert d.ok
+    # OpenCV keeps only the tops a later layer reads: not the Split's unread 'b'; the Slice's both
+    assert [(r.layer, r.blob, r.status) for r in d.rows] == [
+        ("sp", "a", "ok"), ("sp", "b", "missing"), ("sl", "c", "ok"), ("sl", "d", "ok"),
+        ("drop", "d", "ok"), ("e", "e", "ok"), ("p", "pd", "ok"), ("cat", "f", "ok")]
+    assert d.rows[-1].shape == (1, 4, 6, 6)
+
+
 # ---------------------------------------------------------------------------------------------
 # a planted difference
 
