@@ -133,3 +133,8 @@ class WeightsError(ProtosegError):
 class ResourceError(ProtosegError):
     """Running the net would need more memory than it may use (checked before anything is
     allocated)."""
+
+
+class ToolError(ProtosegError):
+    """A program or library a command needs is missing or failed (Graphviz's `dot` for drawings,
+    OpenCV for `protoseg diff`); the message says how to install it."""

@@ -36,6 +36,12 @@ class Layer:
     def __repr__(self):
         return f"Layer({self.name!r}, {self.type!r}, {self.bottoms} -> {self.tops})"
 
+    @property
+    def settings(self) -> dict:
+        """The parameter messages the layer writes, {field: Msg} in file order:
+        convolution_param, transform_param, a fork's own, ... (not `param`, the learning rates)."""
+        return {k: v for k, v in self.params.fields() if k.endswith("_param") and isinstance(v, Msg)}
+
 
 @dataclass
 class Net:

@@ -362,6 +362,53 @@ class Msg:
         return f"<{self.type.name} {self.values}>"
 
 
+def msg_text(msg: Msg) -> str:
+    """A message as one line of protobuf text format, its fields in the order given:
+    `num_output: 64 kernel_size: 3 weight_filler { type: "xavier" }`."""
+    return " ".join(field_text(msg, name) for name, _ in msg.fields())
+
+
+def field_text(msg: Msg, name: str) -> str:
+    """One field of a message in protobuf text format (`kernel_size: 3 kernel_size: 5` when
+    repeated)."""
+    value = msg.get(name)
+    kind = msg.type.fields[name].kind
+    return " ".join(f"{name} {{ {msg_text(v)} }}" if kind == "message"
+                    else f"{name}: {v}" if kind == "enum" else f"{name}: {_text_value(v)}"
+                    for v in (value if isinstance(value, list) else [value]))
+
+
+def msg_data(msg: Msg) -> dict:
+    """A message as JSON-ready data: {field: value}, nested messages as dicts, repeated fields as
+    lists, enum values by name."""
+    def data(v):
+        if isinstance(v, Msg):
+            return msg_data(v)
+        if isinstance(v, float) and not math.isfinite(v):
+            return repr(v)      # JSON has no inf or nan
+        return v
+    return {name: [data(v) for v in value] if isinstance(value, list) else data(value)
+            for name, value in msg.fields()}
+
+
+def _text_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v).removesuffix(".0") if math.isfinite(v) else repr(v)
+    if isinstance(v, str):
+        out = ""
+        for c in v:
+            if c in '"\\':
+                out += "\\" + c
+            elif ord(c) < 32 or ord(c) == 127:
+                out += f"\\{ord(c):03o}"
+            else:
+                out += c
+        return f'"{out}"'
+    return str(v)
+
+
 def _zero(f: FieldDef):
     if f.kind == "enum":
         return None

@@ -42,6 +42,8 @@ def workdir(tmp_path_factory):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command(command, workdir):
     argv = shlex.split(command)
+    if any(a.endswith((".svg", ".png", ".pdf")) for a in argv) and shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, "-m", "protoseg", *argv[1:]], cwd=workdir, capture_output=True,
                        text=True, env=env)
