@@ -12,6 +12,7 @@ import torch.fx as fx
 
 from .backends.fx import build_module
 from .errors import WeightsError
+from .optimize import optimize_plan
 from .plan import Plan, plan_net
 from .text import fmt_shape
 from .weights import state_dict
@@ -21,7 +22,7 @@ __all__ = ["compile_net", "build_module", "load_weights", "check_shapes"]
 
 def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs=None, *,
                 text: str | None = None, phase: str = "TEST", level: int = 0, stages=(),
-                strict: bool = True) -> fx.GraphModule:
+                strict: bool = True, optimize: bool = False) -> fx.GraphModule:
     """Compile a Caffe net into a torch module (an fx.GraphModule, in eval mode).
 
     prototxt: a path (str or os.PathLike), a loaded `Net`, or None with `text=` the prototxt
@@ -34,8 +35,15 @@ def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs
     The module takes the inputs positionally in declaration order or by name, and returns a
     tensor (one output) or {blob name: tensor}. `model.protoseg_dropped` lists what was left
     out: (layer or blob, type, reason).
+    optimize: the inference mode (protoseg.optimize): identities dropped, BatchNorm / Scale /
+      Bias / Power folded into the convolution before them, channels_last for 2-D conv nets.
+      Same outputs to float32 rounding (not bit for bit); the parameters are the folded ones.
     """
+    if not isinstance(optimize, bool):
+        raise TypeError(f"optimize must be True or False, not {optimize!r}")
     plan = plan_net(prototxt, inputs, outputs, text=text, phase=phase, level=level, stages=stages)
+    if optimize:
+        plan = optimize_plan(plan)
     model = build_module(plan)
     if weights is not None:
         load_weights(model, plan, weights, strict=strict)

@@ -6,6 +6,7 @@ import os
 
 from .backends.source import generate_code
 from .files import Outputs, make_folder, write_text
+from .optimize import optimize_plan
 from .plan import Plan, plan_net
 from .weights import metadata, state_dict, write_state_dict
 
@@ -34,11 +35,16 @@ def write_module(plan: Plan, out_dir, state: dict | None = None, *, prototxt=Non
 
 def export_module(prototxt=None, out_dir=".", weights=None, inputs: dict | None = None,
                   outputs=None, *, text: str | None = None, phase: str = "TEST", level: int = 0,
-                  stages=(), strict: bool = True) -> list[str]:
+                  stages=(), strict: bool = True, optimize: bool = False) -> list[str]:
     """Plan a net and write its standalone module file into `out_dir` (with `weights`, a
     .caffemodel path, also the safetensors file for it, checked first: a mismatch writes
-    nothing). Returns the paths written."""
+    nothing). optimize=True writes the inference mode's module (protoseg.optimize) and its
+    folded weights. Returns the paths written."""
+    if not isinstance(optimize, bool):
+        raise TypeError(f"optimize must be True or False, not {optimize!r}")
     plan = plan_net(prototxt, inputs, outputs, text=text, phase=phase, level=level, stages=stages)
+    if optimize:
+        plan = optimize_plan(plan)
     state = state_dict(plan, weights, strict=strict) if weights is not None else None
     def path(x):
         return x if isinstance(x, (str, os.PathLike)) else None

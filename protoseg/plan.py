@@ -145,6 +145,7 @@ class Step:
     outputs: list
     inplace: bool = False
     packed: str | None = None   # the name of the tuple a several-top "single" call returns
+    folded: tuple = ()          # Steps folded into this one (protoseg.optimize)
 
     @property
     def shapes(self) -> list:
@@ -164,6 +165,7 @@ class Plan:
     class_name: str
     file_stem: str
     var_shapes: dict = field(default_factory=dict)   # var -> shape
+    channels_last: bool = False  # run in torch.channels_last (protoseg.optimize)
 
     @property
     def read(self) -> set:

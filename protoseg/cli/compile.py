@@ -28,6 +28,9 @@ def register(sub):
                         "run it with these weights")
     p.add_argument("--no-strict", action="store_true",
                    help="with --weights: ignore layers missing on either side (Caffe's behaviour)")
+    p.add_argument("--optimize", action="store_true",
+                   help="the inference mode: BatchNorm/Scale/Bias/Power folded into the "
+                        "convolutions (and into the weights), identities dropped, channels_last")
     return p
 
 
@@ -40,7 +43,7 @@ def run(args) -> int:
         raise ProtosegError("--weights goes with -o DIR (writes DIR/<net>.safetensors beside the "
                             "module) or --check (runs the module with them)")
     outputs = [o.strip() for spec in args.outputs for o in spec.split(",") if o.strip()] or None
-    p = plan(args, outputs)
+    p = plan(args, outputs, args.optimize)
     info = sys.stderr if args.print_code else sys.stdout
     if p.dropped:
         print("left out: " + "; ".join(f"{n} ({t}): {r}" for n, t, r in p.dropped), file=info)

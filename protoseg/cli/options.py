@@ -39,7 +39,9 @@ def load_shapes(args):
     return infer_shapes(net, input_shapes(args))
 
 
-def plan(args, outputs=None):
-    """Plan the net's module with the net options."""
+def plan(args, outputs=None, optimize=False):
+    """Plan the net's module with the net options (optimize: the inference mode's plan)."""
+    from ..optimize import optimize_plan
     from ..plan import plan_net
-    return plan_net(args.prototxt, input_shapes(args), outputs, **net_state(args))
+    p = plan_net(args.prototxt, input_shapes(args), outputs, **net_state(args))
+    return optimize_plan(p) if optimize else p
