@@ -6,6 +6,7 @@ Weights are random (seeded) blobs of the shapes each layer's weights rule asks f
 variances are positive and its scale-factor blob is not 1, so the division by it is exercised."""
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import subprocess
@@ -307,3 +308,67 @@ def test_resnet50_optimized_matches_unfolded():
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
     with torch.inference_mode():
         assert_close(fast(x), plain(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.compile, torch.export and CUDA (the last skipped without a GPU)
+
+BLOCK = (HEAD + CONV % "bias_term: false " + BN + SCALE + RELU
+         + 'layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" '
+           'pooling_param { pool: MAX kernel_size: 3 stride: 2 } }\n'
+         + 'layer { name: "drop" type: "Dropout" bottom: "pool" top: "pool" }\n')
+
+
+@pytest.fixture(scope="module")
+def block():
+    blobs = random_blobs(plan_net(text=BLOCK), seed=8)
+    x = torch.randn(2, 4, 7, 7, generator=torch.Generator().manual_seed(9))
+    model = compile_net(text=BLOCK, weights=blobs, optimize=True)
+    with torch.inference_mode():
+        want = model(x)
+    return model, x, want
+
+
+def test_optimized_module_compiles_as_one_graph(block):
+    model, x, want = block
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    with torch.inference_mode():
+        assert_close(compiled(x), want, rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_optimized_module_under_inductor_with_freezing(block):
+    import torch._inductor.config as inductor_config
+    model, x, want = block
+    torch._dynamo.reset()
+    with inductor_config.patch(freezing=True):
+        compiled = torch.compile(model, fullgraph=True)
+        with torch.inference_mode():
+            got = compiled(x)
+    assert_close(got, want)
+
+
+def test_optimized_module_exports_without_batchnorm(block):
+    model, x, want = block
+    ep = torch.export.export(model, (x,))
+    ops = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    assert ops == {"aten.contiguous.default", "aten.conv2d.default", "aten.relu_.default",
+                   "aten.max_pool2d.default"}
+    with torch.inference_mode():
+        assert_close(ep.module()(x), want, rel=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_optimized_module_on_cuda_matches_cpu(block):
+    model, x, want = block
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.inference_mode():
+            got = copy.deepcopy(model).cuda()(x.cuda()).cpu()
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    assert_close(got, want)

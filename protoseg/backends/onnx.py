@@ -23,6 +23,7 @@ import os
 import warnings
 
 from ..errors import ProtosegError, UnsupportedLayerError
+from ..optimize import optimize_plan
 from ..plan import Plan, plan_net
 
 OPSET = 18
@@ -61,6 +62,8 @@ def size_dependent_layers(plan: Plan) -> list:
                          [b for b, _ in plan.outputs])
     except ProtosegError as e:
         return [f"at {_sizes(grown)} the net does not plan: {e.message}"]
+    if any(s.folded for s in plan.steps):
+        other = optimize_plan(other)
     calls = {s.attr: s for s in other.steps}
     out = []
     for step in plan.steps:
@@ -69,7 +72,7 @@ def size_dependent_layers(plan: Plan) -> list:
             out.append(f"layer '{step.layer.name}' ({step.layer.type}) is "
                        f"{step.call.code()} at {_sizes({i.blob: i.shape for i in plan.inputs})} "
                        f"but {there.call.code() if there else 'absent'} at {_sizes(grown)}")
-    return out
+    return out[:3] + ([f"and {len(out) - 3} more layers"] if len(out) > 3 else [])
 
 
 def _sizes(shapes: dict) -> str:
