@@ -20,7 +20,7 @@ Kinds (each timed on the same input):
 * optimized-nchw: the same plan without channels_last (what channels_last adds).
 * opencv: `cv2.dnn.readNetFromCaffe(prototxt, caffemodel)`.
 * onnxruntime: `protoseg.export_onnx(prototxt, path, caffemodel)` run by ONNX Runtime's CPU
-  provider (intra-op threads = --threads, spinning off: a spinning pool slows what runs next).
+  provider (intra-op threads = --threads, spinning as --spin says).
 * inductor: `torch.compile(optimized, fullgraph=True)` with `torch._inductor.config.freezing = True`
   (weights constant-folded, convolutions prepacked for oneDNN); compile time reported apart.
 * export: `torch.export.export(optimized, ...).module()` (what torch.export adds by itself).
@@ -28,11 +28,13 @@ Kinds (each timed on the same input):
 Before timing, outputs are compared with the protoseg module's (relative to its largest |value|):
 optimized <= 1e-5, onnxruntime / inductor / export <= 1e-4, opencv <= 1e-4.
 
-OMP_WAIT_POLICY=PASSIVE (the default here; --omp-wait active for libgomp's default): torch's
-OpenMP threads then sleep at a barrier instead of spinning, as ONNX Runtime's pool does with
-spinning off. On a machine whose cores other work also uses, spinning threads wait for each
-other's time slices: the optimized ResNet-50-1by2 measured 3.5 s per forward with 2 spinning
-threads under a load average of 10 on 2 cores, 36 ms with PASSIVE (docs/benchmarks.md).
+Spinning (--spin off, the default): idle worker threads of all three runtimes sleep instead of
+spinning: torch's OpenMP threads (OMP_WAIT_POLICY=PASSIVE), OpenCV's pthreads pool (its three
+OPENCV_THREAD_POOL_ACTIVE_WAIT_* settings 0) and ONNX Runtime's pool (allow_spinning 0). On a
+machine whose cores other work also uses, spinning threads burn the time slices the thread they
+wait for needs: the optimized ResNet-50-1by2 measured 3.5 s per forward with torch's 2 threads
+spinning under a load average of 10 on 2 cores, 36 ms with PASSIVE (docs/benchmarks.md).
+--spin on keeps every runtime's default.
 
 Timing: threads fixed (torch.set_num_threads, cv2.setNumThreads, ORT intra-op threads); one
 forward, batch 1, fp32. Each round runs every kind once, the order rotated every round, so a drift
@@ -68,6 +70,12 @@ NSFW_FILES = ("deploy.prototxt", "resnet_50_1by2_nsfw.caffemodel")
 NETS = {"nsfw": (1, 3, 224, 224), "fcn8s": (1, 3, 500, 500)}
 KINDS = ("protoseg", "optimized", "optimized-nchw", "opencv", "onnxruntime", "inductor", "export")
 TOLERANCE = {"optimized": 1e-5, "optimized-nchw": 1e-5}
+# Idle worker threads: spinning (each runtime's default) or sleeping. torch: libgomp's
+# OMP_WAIT_POLICY; OpenCV: its pthreads pool's active-wait iterations (defaults 16, 2000, 10000);
+# ONNX Runtime: the session option session.intra_op.allow_spinning (see build()).
+SPIN_ENV = {"off": {"OMP_WAIT_POLICY": "PASSIVE", "OPENCV_THREAD_POOL_ACTIVE_WAIT_PAUSE_LIMIT": "0",
+                    "OPENCV_THREAD_POOL_ACTIVE_WAIT_WORKER": "0", "OPENCV_THREAD_POOL_ACTIVE_WAIT_MAIN": "0"},
+            "on": {}}
 
 
 # -- the nets ----------------------------------------------------------------------------------
@@ -136,7 +144,8 @@ def build(kind: str, prototxt: str, caffemodel: str, shape, tmp: str, threads: i
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        spin = "0" if os.environ.get("OMP_WAIT_POLICY") == "PASSIVE" else "1"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
 
@@ -261,8 +270,9 @@ def main(argv=None) -> int:
     p.add_argument("--mem-runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nsfw-dir", help="a folder with deploy.prototxt and resnet_50_1by2_nsfw.caffemodel")
-    p.add_argument("--omp-wait", choices=["passive", "active"], default="passive",
-                   help="OMP_WAIT_POLICY for torch's OpenMP threads (default passive: see above)")
+    p.add_argument("--spin", choices=["off", "on"], default="off",
+                   help="whether idle worker threads spin (default off for all three runtimes: "
+                        "see above)")
     p.add_argument("--json")
     p.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
     p.add_argument("--net", help=argparse.SUPPRESS)
@@ -270,7 +280,7 @@ def main(argv=None) -> int:
     p.add_argument("--caffemodel", help=argparse.SUPPRESS)
     p.add_argument("--tmp", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    os.environ["OMP_WAIT_POLICY"] = args.omp_wait.upper()      # read when torch is imported
+    os.environ.update(SPIN_ENV[args.spin])          # read when torch and cv2 are imported
     if args.child:
         child(args)
         return 0
@@ -282,7 +292,7 @@ def main(argv=None) -> int:
         p.error(f"unknown kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
     results = {"machine": {"cpu": bench_compile._cpu_name(), "threads": args.threads,
                            "python": platform.python_version(), "torch": torch.__version__,
-                           "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+                           "spin": args.spin, "spin_env": SPIN_ENV[args.spin],
                            "loadavg_before": os.getloadavg()}}
     with tempfile.TemporaryDirectory() as tmp:
         for net in args.nets.split(","):

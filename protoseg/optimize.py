@@ -157,23 +157,30 @@ def _own(state: dict, step: Step) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def _needed(call) -> set:
+    """The parameters a folded step's map is made of (Power's are constants of its call)."""
+    if call.ref in _BATCH_NORMS:
+        return {"running_mean", "running_var"} | ({"weight", "bias"} if call.kwargs.get("affine", True) else set())
+    if call.ref == _SCALE:
+        return {"weight"} | ({"bias"} if call.kwargs.get("bias_term") else set())
+    if call.ref == _BIAS:
+        return {"bias"}
+    return set()
+
+
 def _params(state: dict, step: Step, folded_into: Step) -> dict:
     """The parameters of a folded step, all of them, or a WeightsError."""
     out = _own(state, step)
-    needs = {"running_mean", "running_var"} if step.call.ref in _BATCH_NORMS else set()
-    if step.call.ref in _BATCH_NORMS and step.call.kwargs.get("affine", True):
-        needs |= {"weight", "bias"}
-    if step.call.ref == _SCALE:
-        needs = {"weight"} | ({"bias"} if step.call.kwargs.get("bias_term") else set())
-    if step.call.ref == _BIAS:
-        needs = {"bias"}
-    missing = sorted(needs - set(out))
+    missing = sorted(_needed(step.call) - set(out))
     if missing:
-        raise WeightsError(f"no {', '.join(missing)} for layer '{step.layer.name}' "
-                           f"({step.layer.type}), which the optimized module folds into "
-                           f"'{folded_into.layer.name}': give its weights, or compile without "
-                           f"optimize", layer=step.layer.name, layer_type=step.layer.type)
+        raise _no_weights(step, f"no {', '.join(missing)}: the optimized module folds this layer "
+                                f"into '{folded_into.layer.name}' ({folded_into.layer.type})")
     return out
+
+
+def _no_weights(step: Step, message: str) -> WeightsError:
+    return WeightsError(message, kind="missing", hint="give its weights, or compile without "
+                        "optimize").locate(step.layer.span, step.layer.name, step.layer.type)
 
 
 def fold_state(plan: Plan, state: dict) -> dict:
@@ -191,11 +198,8 @@ def fold_state(plan: Plan, state: dict) -> dict:
             continue
         own = _own(out, step)
         if "weight" not in own:
-            raise WeightsError(f"no weights for layer '{step.layer.name}' ({step.layer.type}), "
-                               f"into which the optimized module folds "
-                               + ", ".join(f"'{s.layer.name}'" for s in step.folded)
-                               + ": give its weights, or compile without optimize",
-                               layer=step.layer.name, layer_type=step.layer.type)
+            raise _no_weights(step, "no weights: the optimized module folds "
+                                    + ", ".join(f"'{s.layer.name}'" for s in step.folded) + " into it")
         weight = np.asarray(own["weight"], np.float64)
         bias = (np.asarray(own["bias"], np.float64) if "bias" in own
                 else np.zeros(weight.shape[0]))

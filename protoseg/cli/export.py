@@ -2,7 +2,7 @@
 after the Caffe blobs, height and width dynamic where the net allows it."""
 from __future__ import annotations
 
-from .options import add_net_options, input_shapes, net_state
+from .options import add_net_options, add_outputs_option, input_shapes, net_state, output_names
 
 
 def register(sub):
@@ -16,8 +16,7 @@ def register(sub):
     p.add_argument("--weights", metavar="CAFFEMODEL", help="the weights the model holds")
     p.add_argument("--no-strict", action="store_true",
                    help="with --weights: ignore layers missing on either side (Caffe's behaviour)")
-    p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
-                   help="the blobs the model returns (default: the tops no layer reads)")
+    add_outputs_option(p, "model")
     p.add_argument("--static", action="store_true",
                    help="fixed input sizes, even where the net allows dynamic height and width")
     p.add_argument("--no-optimize", action="store_true",
@@ -28,8 +27,7 @@ def register(sub):
 def run(args) -> int:
     from ..export import export_onnx
 
-    outputs = [o.strip() for spec in args.outputs for o in spec.split(",") if o.strip()] or None
-    result = export_onnx(args.prototxt, args.output, args.weights, input_shapes(args), outputs,
+    result = export_onnx(args.prototxt, args.output, args.weights, input_shapes(args), output_names(args),
                          strict=not args.no_strict, optimize=not args.no_optimize,
                          dynamic=not args.static, **net_state(args))
     graph = result.model.graph

@@ -21,6 +21,16 @@ def add_net_options(p: argparse.ArgumentParser, *, prototxt: str = "positional")
     p.add_argument("--level", type=int, default=0, help="net state level (default 0)")
 
 
+def add_outputs_option(p: argparse.ArgumentParser, what: str = "module") -> None:
+    p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
+                   help=f"the blobs the {what} returns (default: the tops no layer reads)")
+
+
+def output_names(args) -> list | None:
+    """--outputs BLOB[,BLOB...] (repeatable) as a list, None when not given."""
+    return [o.strip() for spec in args.outputs for o in spec.split(",") if o.strip()] or None
+
+
 def input_shapes(args) -> dict:
     """--input NAME=N,C,H,W (repeatable) as {name: shape}."""
     return dict(parse_input_spec(s) for s in args.input)
