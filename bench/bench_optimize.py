@@ -232,6 +232,7 @@ def bench_net(net: str, args, tmp: str) -> dict:
         if base in times:
             result[f"vs_{base}"] = {k: statistics.median(a / b for a, b in zip(t, times[base]))
                                     for k, t in times.items()}
+    print(timing_report(net, result), flush=True)     # before the (long) memory runs
     if args.mem_runs:
         mem = {k: [] for k in ("protoseg", "optimized", "opencv", "onnxruntime") if k in runs}
         for _ in range(args.mem_runs):
@@ -239,10 +240,11 @@ def bench_net(net: str, args, tmp: str) -> dict:
                 mem[kind].append(measure_memory(net, kind, args, prototxt, caffemodel, tmp))
         result["peak_mib"] = {k: {label: statistics.median(m[label] for m in v)
                                   for label in ("first", "second")} for k, v in mem.items()}
+        print(memory_report(result), flush=True)
     return result
 
 
-def report(net: str, r: dict) -> str:
+def timing_report(net: str, r: dict) -> str:
     lines = [f"### {net}: {r['prototxt']}, {'x'.join(map(str, r['shape']))}", "",
              "| kind | median ms | min ms | / opencv | / onnxruntime | max rel. diff | build s |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -251,13 +253,16 @@ def report(net: str, r: dict) -> str:
         lines.append(f"| {kind} | {statistics.median(t) * 1e3:.1f} | {min(t) * 1e3:.1f} | "
                      f"{ratio('opencv')} | {ratio('onnxruntime')} | {r['max_rel_diff'][kind]:.1e} | "
                      f"{r['build_s'][kind]:.1f} |")
-    if "peak_mib" in r:
-        lines += ["", "| kind | peak MiB, 1st forward | / opencv | 2nd forward |", "|---|---:|---:|---:|"]
-        base = r["peak_mib"].get("opencv", {}).get("first")
-        for kind, m in r["peak_mib"].items():
-            rel = f"{m['first'] / base:.2f}" if base else "-"
-            lines.append(f"| {kind} | {m['first']:.1f} | {rel} | {m['second']:.1f} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
+
+
+def memory_report(r: dict) -> str:
+    lines = ["| kind | peak MiB, 1st forward | / opencv | 2nd forward |", "|---|---:|---:|---:|"]
+    base = r["peak_mib"].get("opencv", {}).get("first")
+    for kind, m in r["peak_mib"].items():
+        rel = f"{m['first'] / base:.2f}" if base else "-"
+        lines.append(f"| {kind} | {m['first']:.1f} | {rel} | {m['second']:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -297,8 +302,6 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for net in args.nets.split(","):
             results[net] = bench_net(net, args, tmp)
-            print(report(net, results[net]), flush=True)
-            print()
     results["machine"]["loadavg_after"] = os.getloadavg()
     print(f"load average before {results['machine']['loadavg_before']}, after "
           f"{results['machine']['loadavg_after']}")

@@ -231,3 +231,16 @@ def test_cli_export_refuses_an_unknown_output(tmp_path, capsys):
                  "-o", str(tmp_path / "x.onnx")]) == 2
     assert "unknown output blob 'scroe'" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_missing_onnx_packages_are_a_clear_error(monkeypatch, tmp_path):
+    import importlib.util
+
+    import protoseg.backends.onnx as backend
+    from protoseg.errors import ProtosegError
+    real = importlib.util.find_spec
+    monkeypatch.setattr(backend.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    with pytest.raises(ProtosegError, match=r"^ONNX export needs onnxscript: pip install 'protoseg\[onnx\]'$"):
+        export_onnx(os.path.join(NETS, "fcn32s.prototxt"), tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
