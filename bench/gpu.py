@@ -202,8 +202,8 @@ def main(argv=None) -> int:
     results = {"machine": machine, "peak": peak, "nets": {}}
     for net in args.nets.split(","):
         prototxt = NETS[net]
-        flops = count_flops(protoseg.compile_net(prototxt, inputs={"data": (1, 3, args.size, args.size)}),
-                            torch.randn(1, 3, args.size, args.size))
+        flops = count_flops(protoseg.compile_net(prototxt, inputs={"data": (1, 3, args.size, args.size)})
+                            .to(device), torch.randn(1, 3, args.size, args.size, device=device))
         rows = []
         for batch in map(int, args.batches.split(",")):
             reference = None
