@@ -12,6 +12,7 @@ import torch.fx as fx
 
 from .backends.fx import build_module
 from .errors import WeightsError
+from .optimize import optimize_plan
 from .plan import Plan, check_memory, plan_net
 from .text import fmt_shape
 from .weights import state_dict
@@ -21,7 +22,8 @@ __all__ = ["compile_net", "build_module", "load_weights", "check_shapes"]
 
 def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs=None, *,
                 text: str | None = None, phase: str = "TEST", level: int = 0, stages=(),
-                strict: bool = True, max_memory: int | None = None) -> fx.GraphModule:
+                strict: bool = True, optimize: bool = False,
+                max_memory: int | None = None) -> fx.GraphModule:
     """Compile a Caffe net into a torch module (an fx.GraphModule, in eval mode).
 
     prototxt: a path (str or os.PathLike), a loaded `Net`, or None with `text=` the prototxt
@@ -31,13 +33,20 @@ def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs
       layer of the weights must exist; all mismatches are reported at once).
     inputs: {blob: shape} overriding the input shapes (as --input).
     outputs: the blobs to return, by Caffe name (default: the tops no kept layer reads).
+    optimize: the inference mode (protoseg.optimize): identities dropped, BatchNorm / Scale /
+      Bias / Power folded into the convolution before them, channels_last for 2-D conv nets.
+      Same outputs to float32 rounding (not bit for bit); the parameters are the folded ones.
     max_memory: the bytes the parameters may take (default: the memory available now); a net
       that needs more is refused with a ResourceError before anything is allocated.
     The module takes the inputs positionally in declaration order or by name, and returns a
     tensor (one output) or {blob name: tensor}. `model.protoseg_dropped` lists what was left
     out: (layer or blob, type, reason).
     """
+    if not isinstance(optimize, bool):
+        raise TypeError(f"optimize must be True or False, not {optimize!r}")
     plan = plan_net(prototxt, inputs, outputs, text=text, phase=phase, level=level, stages=stages)
+    if optimize:
+        plan = optimize_plan(plan)
     check_memory(plan, max_memory, forward=False)
     model = build_module(plan)
     if weights is not None:

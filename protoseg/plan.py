@@ -146,6 +146,7 @@ class Step:
     outputs: list
     inplace: bool = False
     packed: str | None = None   # the name of the tuple a several-top "single" call returns
+    folded: tuple = ()          # Steps folded into this one (protoseg.optimize)
 
     @property
     def shapes(self) -> list:
@@ -165,6 +166,7 @@ class Plan:
     class_name: str
     file_stem: str
     var_shapes: dict = field(default_factory=dict)   # var -> shape
+    channels_last: bool = False  # run in torch.channels_last (protoseg.optimize)
 
     @property
     def read(self) -> set:
@@ -431,13 +433,9 @@ def _lower(net: Net, shapes: Shapes, sel: _Selection) -> Plan:
     layer_shapes = {id(ls.layer): ls for ls in shapes.layers}
     problems = list(sel.problems)
 
-    # -- calls (and the in-place decisions, which depend on the calls before)
-    readers: dict = {}
-    for layer in sel.layers:
-        for v in layer.bottom_values:
-            readers[v] = readers.get(v, 0) + 1
-    for _, v in sel.outputs:
-        readers[v] = readers.get(v, 0) + 1
+    # -- calls (and the in-place decisions, which depend on the calls before). An in-place Caffe
+    # layer is its bottom value's only reader (load_net refuses anything else, as Caffe does), so
+    # its module may overwrite that value when it is memory of its own (not an input or a view).
     fresh: dict = {}             # value -> output is memory no one else holds
     lowered = []                 # (layer, call, ctx, inplace)
     for layer in sel.layers:
@@ -446,7 +444,6 @@ def _lower(net: Net, shapes: Shapes, sel: _Selection) -> Plan:
         ls = layer_shapes[id(layer)]
         spec = reg[layer.type]
         inplace = bool(layer.in_place and layer.in_place[0] and layer.bottom_values
-                       and readers.get(layer.bottom_values[0], 0) == 1
                        and fresh.get(layer.bottom_values[0], False))
         ctx = LowerContext(layer, spec, ls.bottoms, ls.tops, ls.conf, inplace)
         try:

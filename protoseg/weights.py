@@ -19,6 +19,7 @@ import os
 from . import __version__
 from .errors import ProtosegError, WeightsError
 from .files import Outputs
+from .optimize import fold_state
 from .plan import Plan, plan_net
 from .text import plural
 
@@ -59,7 +60,7 @@ def state_dict(plan: Plan, weights, *, strict: bool = True) -> dict:
     layers, source = _layers_of(weights)
     errors: list[ProtosegError] = []
     out: dict = {}
-    for step in plan.steps:
+    for step in (s for t in plan.steps for s in (t, *t.folded)):   # folded: protoseg.optimize
         layer, spec = step.layer, step.ctx.spec
         type_blobs = layers.get(layer.name)
         blobs = type_blobs[1] if type_blobs else []
@@ -108,7 +109,7 @@ def state_dict(plan: Plan, weights, *, strict: bool = True) -> dict:
         if err.errors:
             err.hint = hint
         raise err
-    return out
+    return fold_state(plan, out)
 
 
 def metadata(plan: Plan, prototxt, caffemodel) -> dict:

@@ -233,24 +233,6 @@ def test_train_phase_batchnorm_and_dropout_follow_caffe():
     assert type(test.drop) is nn.Dropout and train.drop.sample      # drops out even in eval()
 
 
-def test_relu_not_in_place_when_the_old_value_is_read():
-    # Caffe: "copy" reads conv before the in-place ReLU rewrites it; "sum" reads it after.
-    text = (_input("x", (1, 2, 5, 5))
-            + 'layer { name: "conv" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 2 kernel_size: 1 } }\n'
-              'layer { name: "copy" type: "Power" bottom: "c" top: "raw" power_param { scale: 1 shift: 0 power: 1 } }\n'
-              'layer { name: "relu" type: "ReLU" bottom: "c" top: "c" }\n'
-              'layer { name: "sum" type: "Eltwise" bottom: "c" bottom: "raw" top: "y" }\n')
-    conv_w = np.array([[[[1.0]], [[-1.0]]], [[[-2.0]], [[0.5]]]], np.float32)
-    model = compile_net(text=text, weights={"conv": [conv_w, np.zeros(2, np.float32)]})
-    assert not model.relu.inplace
-    x = torch.rand(1, 2, 5, 5, generator=torch.Generator().manual_seed(3)) - 0.5
-    with torch.no_grad():
-        c = torch.nn.functional.conv2d(x, torch.from_numpy(conv_w))
-        y = model(x)
-    assert (c < 0).any()
-    torch.testing.assert_close(y, torch.relu(c) + c)
-
-
 def test_no_in_place_on_inputs_or_views():
     text = (_input("x", (1, 2, 6, 6)) + _input("ref", (1, 2, 4, 4))
             + 'layer { name: "relu0" type: "ReLU" bottom: "x" top: "x" }\n'

@@ -34,6 +34,9 @@ def build_module(plan: Plan) -> fx.GraphModule:
         node.meta["caffe_blob"] = inp.blob
         node.meta["caffe_layer"] = f"{inp.layer.name} ({inp.layer.type})"
         env[inp.var] = node
+        if plan.channels_last and len(inp.shape) == 4:      # protoseg.optimize
+            env[inp.var] = graph.call_method("contiguous", (node,),
+                                             {"memory_format": torch.channels_last})
     modules: dict = {}
     read = plan.read
     for step in plan.steps:
@@ -73,12 +76,18 @@ def build_module(plan: Plan) -> fx.GraphModule:
                 if var in read:
                     env[var] = make("call_function", operator.getitem, (node, i), var, shape)
                     env[var].meta["caffe_blob"] = blob
+    def result(var):            # a channels_last module still returns contiguous tensors
+        if plan.channels_last and len(plan.var_shapes[var]) == 4:
+            return graph.call_method("contiguous", (env[var],))
+        return env[var]
     if len(plan.outputs) == 1:
-        graph.output(env[plan.outputs[0][1]])
+        graph.output(result(plan.outputs[0][1]))
     else:
-        graph.output({blob: env[var] for blob, var in plan.outputs})
+        graph.output({blob: result(var) for blob, var in plan.outputs})
     gm = fx.GraphModule(modules, graph, class_name=plan.class_name)
     gm.eval()
+    if plan.channels_last:
+        gm.to(memory_format=torch.channels_last)
     gm.protoseg_layers = {s.attr: (s.layer.name, s.layer.type) for s in plan.steps}
     gm.protoseg_inputs = {i.blob: i.var for i in plan.inputs}
     gm.protoseg_input_shapes = {i.blob: tuple(i.shape) for i in plan.inputs}

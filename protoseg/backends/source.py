@@ -211,9 +211,13 @@ def generate_code(plan: Plan) -> str:
         line = f"        self.{step.attr} = {step.call.code()}"
         if step.attr != step.layer.name:
             line += f"  # {step.layer.name!r} ({step.layer.type})"
-        out.append(line)
+        out.append(line + _folded_comment(step, "  #" not in line))
+    if plan.channels_last:
+        out.append("        self.to(memory_format=torch.channels_last)")
     args = ", ".join(["self"] + [i.var for i in plan.inputs])
     out += ["", f"    def forward({args}):"]
+    out += [f"        {i.var} = {i.var}.contiguous(memory_format=torch.channels_last)"
+            for i in plan.inputs if _nhwc(plan, i.shape)]
     # a value is deleted after its last reader, as torch.fx's own code does: without it every
     # intermediate would live until forward returns
     last_reader = {}
@@ -239,10 +243,25 @@ def generate_code(plan: Plan) -> str:
         done = [v for v in dict.fromkeys(step.inputs) if last_reader[v] == i and v not in kept]
         if done:
             out.append(f"        del {', '.join(done)}")
+    def result(var):
+        return f"{var}.contiguous()" if _nhwc(plan, plan.var_shapes[var]) else var
     if len(plan.outputs) == 1:
-        out.append(f"        return {plan.outputs[0][1]}")
+        out.append(f"        return {result(plan.outputs[0][1])}")
     else:
-        items = ", ".join(f"{b!r}: {v}" for b, v in plan.outputs)
+        items = ", ".join(f"{b!r}: {result(v)}" for b, v in plan.outputs)
         out.append(f"        return {{{items}}}")
     return "\n".join(out) + "\n"
+
+
+def _nhwc(plan: Plan, shape) -> bool:
+    """Does a value of this shape change memory format in the module (channels_last plans)?"""
+    return plan.channels_last and len(shape) == 4
+
+
+def _folded_comment(step, first: bool) -> str:
+    """`# + bn_conv1 (BatchNorm), scale_conv1 (Scale) folded in` for an optimized step."""
+    if not step.folded:
+        return ""
+    folded = ", ".join(f"{s.layer.name} ({s.layer.type})" for s in step.folded)
+    return f"{'  # ' if first else '; '}{folded} folded in"
 

@@ -18,7 +18,8 @@ import sys
 from .. import __version__
 from ..errors import ProtosegError
 
-COMMANDS = ("shapes", "compile", "port", "inspect", "layers", "check", "sizes", "draw", "diff")
+COMMANDS = ("shapes", "compile", "port", "inspect", "layers", "check", "sizes", "draw", "diff",
+            "export")
 
 BUG_REPORT = ("this is a bug in protoseg {version}; please report it with the command and the "
               "files that caused it (run again with --debug to see the traceback)")

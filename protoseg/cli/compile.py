@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from ..errors import ProtosegError
-from .options import add_net_options, memory_size, plan
+from ..text import plural
+from .options import add_net_options, add_outputs_option, memory_size, output_names, plan
 
 
 def register(sub):
@@ -21,8 +22,7 @@ def register(sub):
     p.add_argument("--check", action="store_true",
                    help="run the module on random input and compare every blob's shape with the "
                         "inferred one")
-    p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
-                   help="the blobs the module returns (default: the tops no layer reads)")
+    add_outputs_option(p)
     p.add_argument("--weights", metavar="CAFFEMODEL",
                    help="with -o: also write DIR/<net>.safetensors for the module; with --check: "
                         "run it with these weights")
@@ -31,6 +31,9 @@ def register(sub):
     p.add_argument("--max-memory", type=memory_size, metavar="SIZE",
                    help="with --check: the memory the run may take, e.g. 16G (default: the memory "
                         "available); a net that needs more is refused before anything runs")
+    p.add_argument("--optimize", action="store_true",
+                   help="the inference mode: BatchNorm/Scale/Bias/Power folded into the "
+                        "convolutions (and into the weights), identities dropped, channels_last")
     return p
 
 
@@ -42,9 +45,12 @@ def run(args) -> int:
     if args.weights and not (args.check or args.out_dir):
         raise ProtosegError("--weights goes with -o DIR (writes DIR/<net>.safetensors beside the "
                             "module) or --check (runs the module with them)")
-    outputs = [o.strip() for spec in args.outputs for o in spec.split(",") if o.strip()] or None
-    p = plan(args, outputs)
+    p = plan(args, output_names(args), args.optimize)
     info = sys.stderr if args.print_code else sys.stdout
+    if args.optimize:
+        folded = sum(len(s.folded) for s in p.steps)
+        print(f"optimized: {plural(folded, 'layer')} folded into the convolutions"
+              + (", channels_last" if p.channels_last else ""), file=info)
     if p.dropped:
         print("left out: " + "; ".join(f"{n} ({t}): {r}" for n, t, r in p.dropped), file=info)
     if args.print_code:

@@ -30,6 +30,16 @@ def memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def add_outputs_option(p: argparse.ArgumentParser, what: str = "module") -> None:
+    p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
+                   help=f"the blobs the {what} returns (default: the tops no layer reads)")
+
+
+def output_names(args) -> list | None:
+    """--outputs BLOB[,BLOB...] (repeatable) as a list, None when not given."""
+    return [o.strip() for spec in args.outputs for o in spec.split(",") if o.strip()] or None
+
+
 def input_shapes(args) -> dict:
     """--input NAME=N,C,H,W (repeatable) as {name: shape}."""
     return dict(parse_input_spec(s) for s in args.input)
@@ -48,7 +58,9 @@ def load_shapes(args):
     return infer_shapes(net, input_shapes(args))
 
 
-def plan(args, outputs=None):
-    """Plan the net's module with the net options."""
+def plan(args, outputs=None, optimize=False):
+    """Plan the net's module with the net options (optimize: the inference mode's plan)."""
+    from ..optimize import optimize_plan
     from ..plan import plan_net
-    return plan_net(args.prototxt, input_shapes(args), outputs, **net_state(args))
+    p = plan_net(args.prototxt, input_shapes(args), outputs, **net_state(args))
+    return optimize_plan(p) if optimize else p
