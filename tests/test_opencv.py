@@ -17,6 +17,7 @@ that a later layer consumes).
 """
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromCaffe"):  # OpenC
     pytest.skip("this OpenCV has no Caffe importer", allow_module_level=True)
 
 from protoseg import compile_net  # noqa: E402
+from protoseg.errors import WeightsError  # noqa: E402
 
 import opencv_helpers as h
 from caffe_reference import FLT_MAX, caffe_argmax, caffe_deconv, caffe_interp, caffe_lrn, caffe_pool
@@ -527,6 +529,15 @@ def _write(case: Case, tmp_path: Path):
     return text, inputs, weights, prototxt, caffemodel
 
 
+# Cases OpenCV runs but Caffe refuses (tests/test_caffe_layers.py checks the refusal against the
+# reference Caffe): protoseg refuses them as Caffe does.
+CAFFE_REFUSES = {
+    # a `shape {}` blob must match the target exactly (Blob::ShapeEquals); only legacy
+    # num/channels/height/width blobs are matched right-aligned. OpenCV takes any equal count.
+    "ip-legacy-4d-blobs": "blob 0: expected shape (5, 7), got (1, 1, 5, 7)",
+}
+
+
 @pytest.mark.parametrize("case", CV_CASES)
 def test_layer_matches_opencv(case: Case, tmp_path):
     text, inputs, _, prototxt, caffemodel = _write(case, tmp_path)
@@ -536,6 +547,10 @@ def test_layer_matches_opencv(case: Case, tmp_path):
         if case.opencv_may_fail:
             pytest.skip(f"OpenCV {cv2.__version__} fails: {case.opencv_may_fail}")
         raise AssertionError(f"OpenCV {cv2.__version__} cannot run this case: {e}") from None
+    if case.id in CAFFE_REFUSES:
+        with pytest.raises(WeightsError, match=re.escape(CAFFE_REFUSES[case.id])):
+            h.run_protoseg(text, str(caffemodel), inputs, case.blobs)
+        return
     got = h.run_protoseg(text, caffemodel and str(caffemodel), inputs, case.blobs)
     for blob, cv_name in zip(case.blobs, case.cv_names):
         h.assert_close(got[blob], want[cv_name], rel=REL, what=f"{case.id}: {blob}")
