@@ -17,7 +17,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from .errors import ProtosegError, PrototxtSyntaxError, Span
+from .errors import ProtosegError, PrototxtSyntaxError, Span, clip
 
 
 class _Located:
@@ -81,7 +81,7 @@ _TOKEN = re.compile(r"""
     (?:
       (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<int>(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)(?![A-Za-z0-9_.]))
-    | (?P<float>(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?[fF]?
+    | (?P<float>(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*(?:[eE][+-]?[0-9]+)?[fF]?|[eE][+-]?[0-9]+[fF]?|[fF])
                  |\.[0-9]+(?:[eE][+-]?[0-9]+)?[fF]?)(?![A-Za-z0-9_.]))
     | (?P<badnumber>\.?[0-9](?:[eE][+-]|[A-Za-z0-9_.])*)
     | (?P<string>"[^"\\\n]*(?:\\[^\n][^"\\\n]*)*"|'[^'\\\n]*(?:\\[^\n][^'\\\n]*)*')
@@ -96,7 +96,7 @@ class _Parser:
     def __init__(self, text: str, file: str):
         self.text, self.file = text, file
         self.tokens = self._scan()
-        self.open: list = []         # (bracket, span) of every bracket not yet closed
+        self.open: list = []         # (bracket, line, col) of each bracket not yet closed
         self.depth = 0               # messages open
         self.advance()
 
@@ -141,10 +141,7 @@ class _Parser:
         return PrototxtSyntaxError(message, span=Span(self.file, line or self.line, col or self.col))
 
     def shown(self) -> str:
-        if self.kind == "end":
-            return "end of file"
-        v = self.value
-        return repr(v if len(v) <= 40 else v[:40] + "…")
+        return "end of file" if self.kind == "end" else repr(clip(self.value))
 
     def _bad_character(self, pos: int, line: int, col: int) -> PrototxtSyntaxError:
         span = Span(self.file, line, col)
@@ -291,7 +288,11 @@ class _Parser:
         \\u head surrogate followed by a \\u trail surrogate makes one character). Escapes that
         C++ protobuf would wrap or turn into invalid UTF-8 are refused. `trace` collects
         (output offset, source offset) at the start of each piece, to locate errors."""
-        raw = body.encode("utf-8", "surrogateescape")
+        try:
+            raw = body.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as e:    # only text given as a str can hold such a character
+            raise PrototxtSyntaxError(f"character U+{ord(body[e.start]):04X} is a lone surrogate, not "
+                                      "text", span=Span(self.file, line, col + 1 + e.start)) from None
         out = bytearray()
         pos = 0
         for m in _ESCAPE.finditer(raw):
@@ -381,7 +382,7 @@ def _int_value(text: str) -> int | None:
 
 def _bad_number(text: str) -> str:
     """Why a number-like token is not a number, in the words of protobuf's tokenizer."""
-    shown = text if len(text) <= 40 else text[:40] + "…"
+    shown = clip(text)
     if re.match(r"0[xX](?![0-9a-fA-F])", text):
         why = "'0x' must be followed by hex digits"
     elif re.match(r"0[0-7]*[89]", text):
@@ -436,11 +437,11 @@ def read_text(path: str) -> str:
 
 def _check_text_start(path: str, head: bytes):
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise PrototxtSyntaxError("this file is UTF-16 text; protobuf (and so Caffe) reads .prototxt "
-                                  "files as UTF-8: save it as UTF-8", span=Span(path, 1, 1))
+        raise PrototxtSyntaxError(f"{path}: this file is UTF-16 text; protobuf (and so Caffe) reads "
+                                  ".prototxt files as UTF-8: save it as UTF-8")
     if head[:8] == b"\x89PNG\r\n\x1a\n" or b"\x00" in head[:1024]:
-        raise PrototxtSyntaxError("this is a binary file, not a text .prototxt "
-                                  "(a .caffemodel goes to --weights)", span=Span(path, 1, 1))
+        raise PrototxtSyntaxError(f"{path}: this is a binary file, not a text .prototxt "
+                                  "(a .caffemodel goes to --weights)")
 
 
 def parse_file(path: str) -> tuple[TextMessage, str]:
