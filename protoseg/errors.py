@@ -7,6 +7,7 @@ so the message reads ``file:line:col: layer 'pool2' (Pooling): ...``.
 from __future__ import annotations
 
 import os
+import unicodedata
 from array import array
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,6 +82,11 @@ def excerpt(line: str, col: int) -> tuple[str, int]:
     return shown, caret
 
 
+def width(text: str) -> int:
+    """How many terminal columns `text` takes: East Asian wide and fullwidth characters two."""
+    return len(text) if text.isascii() else sum(1 + (unicodedata.east_asian_width(c) in "WF") for c in text)
+
+
 class ProtosegError(Exception):
     """Base class: a problem with the user's input, reported without a traceback."""
 
@@ -127,7 +133,7 @@ class ProtosegError(Exception):
         line = self._source_line()
         if line is not None:
             shown, caret = excerpt(line, self.span.col)
-            out += f"\n  {shown}\n  {' ' * caret}^"
+            out += f"\n  {shown}\n  {' ' * width(shown[:caret])}^"
         if self.hint:
             out += f"\nhint: {printable(self.hint)}"
         return out

@@ -379,7 +379,7 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
         allowed = ", ".join(enum.values)
         errors.append(SchemaError(f"field '{path}' has no value {shown}; allowed values of "
                                   f"{f.type}: {allowed}", span=s.span,
-                                  hint=_did_you_mean(str(s.value), enum.values)))
+                                  hint=_did_you_mean(s.text, enum.values)))
         return None
     t = f.type
     if t == "bool":
@@ -410,7 +410,7 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
         errors.append(SchemaError(f"field '{path}' is {t}: expected {what}, got {shown}", span=s.span))
         return None
     if s.value is None or not lo <= s.value <= hi or (lo == 0 and s.text[0] == "-"):
-        sign = " (an unsigned field takes no sign, not even -0)" if lo == 0 and s.text[0] == "-" else ""
+        sign = " (an unsigned field takes no sign, not even -0)" if lo == 0 and s.value == 0 else ""
         errors.append(SchemaError(f"field '{path}' is {t}: {shown} is out of range [{lo}, {hi}]{sign}",
                                   span=s.span))
         return None

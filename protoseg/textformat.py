@@ -7,8 +7,8 @@ holds `Entry(name, value, span)` in file order; values are `Scalar`s (with their
 lists of them, or nested `TextMessage`s. The schema (protoseg/schema.py) gives them types.
 
 The parser is hand-written (one regular expression for the tokens, recursive descent for the
-grammar): lark's LALR parser reached 0.7-0.9 MB/s on large files, this one several times that
-(docs/benchmarks.md).
+grammar): on large files lark's LALR parser stayed under 1 MB/s, this one is about three times as
+fast (bench/bench_large_parse.py).
 """
 from __future__ import annotations
 
@@ -70,8 +70,8 @@ class TextMessage(_Located):
         return Span(self.file, self.line, self.col) if self.line else None
 
 
-MAX_DEPTH = 100          # nested messages; protobuf's default recursion limit
-MAX_FILE_BYTES = 256 << 20
+MAX_DEPTH = 100          # nested messages: protobuf's default recursion limit (of its binary parser)
+MAX_FILE_BYTES = 256 << 20   # read from a device or a pipe at most; real nets are a few MB
 
 # One token per match, after skipping whitespace and comments (inside a lookahead, so that the
 # skip is never undone to find a token inside a comment). Numbers follow protobuf's tokenizer: a

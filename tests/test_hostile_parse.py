@@ -471,7 +471,15 @@ def test_syntax_error_points_at_its_token(text, line, col, words):
     assert printed[0].startswith(f"t.prototxt:{line}:{col}: ") and words in printed[0]
     shown, caret = printed[1][2:], printed[2].index("^") - 2
     source = text.split("\n")[line - 1]
+    assert source[:col - 1].isascii()       # the wide-character case is below
     assert caret == col - 1 and shown[:caret] == errors.printable(source[:col - 1])
+
+
+def test_the_caret_counts_wide_characters_twice():
+    """A terminal shows CJK characters two columns wide; the caret must still meet the token."""
+    with pytest.raises(PrototxtSyntaxError) as e:
+        parse_text('name: "卷积层" @', "t.prototxt")
+    assert str(e.value).splitlines()[2] == "  " + " " * (7 + 3 * 2 + 2) + "^"
 
 
 @pytest.mark.parametrize("text,line,col", [("b", 1, 2), ("b:\n", 1, 3), ("b:\n\n", 2, 1),
