@@ -367,7 +367,6 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
         errors.append(SchemaError(f"field '{path}' takes a {f.type} value, not a {{ }} block", span=v.span))
         return None
     s: Scalar = v
-    shown = clip(s.text)
     if f.kind == "enum":
         enum = enclosing.enums.get(f.type) or schema.enums[f.type]
         if s.kind == "name" and s.value in enum.values:
@@ -377,7 +376,7 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
             if name is not None:
                 return name
         allowed = ", ".join(enum.values)
-        errors.append(SchemaError(f"field '{path}' has no value {shown}; allowed values of "
+        errors.append(SchemaError(f"field '{path}' has no value {clip(s.text)}; allowed values of "
                                   f"{f.type}: {allowed}", span=s.span,
                                   hint=_did_you_mean(s.text, enum.values)))
         return None
@@ -388,36 +387,36 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
         if s.kind == "int" and s.value in (0, 1) and s.text[0] != "-":
             return bool(s.value)
         errors.append(SchemaError(f"field '{path}' is a bool: expected true or false (or 0 or 1), "
-                                  f"got {shown}", span=s.span))
+                                  f"got {clip(s.text)}", span=s.span))
         return None
     if t in ("string", "bytes"):
         if s.kind == "string":
             return s.value
-        errors.append(SchemaError(f"field '{path}' is a string: expected a quoted value, got {shown}",
-                                  span=s.span, hint=f'write {f.name}: "{shown}"'))
+        errors.append(SchemaError(f"field '{path}' is a string: expected a quoted value, got {clip(s.text)}",
+                                  span=s.span, hint=f'write {f.name}: "{clip(s.text)}"'))
         return None
     if t in ("float", "double"):
         value = _float_value(s)
         if value is None:
             what = "decimal " if s.kind == "int" else ""
-            errors.append(SchemaError(f"field '{path}' is a {t}: expected a {what}number, got {shown}",
+            errors.append(SchemaError(f"field '{path}' is a {t}: expected a {what}number, got {clip(s.text)}",
                                       span=s.span))
             return None
         return CFloat(value) if t == "float" else value
     lo, hi = _INT_RANGE[t]
     if s.kind != "int":
         what = "a non-negative integer" if lo == 0 else "an integer"
-        errors.append(SchemaError(f"field '{path}' is {t}: expected {what}, got {shown}", span=s.span))
+        errors.append(SchemaError(f"field '{path}' is {t}: expected {what}, got {clip(s.text)}", span=s.span))
         return None
     if s.value is None or not lo <= s.value <= hi or (lo == 0 and s.text[0] == "-"):
         sign = " (an unsigned field takes no sign, not even -0)" if lo == 0 and s.value == 0 else ""
-        errors.append(SchemaError(f"field '{path}' is {t}: {shown} is out of range [{lo}, {hi}]{sign}",
+        errors.append(SchemaError(f"field '{path}' is {t}: {clip(s.text)} is out of range [{lo}, {hi}]{sign}",
                                   span=s.span))
         return None
     if f.name in CAFFE_READS_AS_INT.get(enclosing.name, ()) and not -2**31 <= s.value < 2**31:
         wrapped = (s.value + 2**31) % 2**32 - 2**31
         errors.append(SchemaError(
-            f"field '{path}' is {t}: protobuf accepts {shown}, but Caffe reads {f.name} into a C int, "
+            f"field '{path}' is {t}: protobuf accepts {clip(s.text)}, but Caffe reads {f.name} into a C int, "
             f"where it becomes {wrapped}; the values Caffe reads as written end at 2147483647", span=s.span))
         return None
     return s.value
