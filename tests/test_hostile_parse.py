@@ -22,7 +22,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 
 import caffe_pb
 from protoseg import errors, textformat
-from protoseg.errors import ProtosegError, PrototxtSyntaxError, SchemaError
+from protoseg.errors import InputError, ProtosegError, PrototxtSyntaxError, SchemaError
 from protoseg.net import load_net
 from protoseg.schema import CAFFE_READS_AS_INT, bind, caffe_schema, load_schema_text
 from protoseg.shapes import infer_shapes
@@ -563,36 +563,79 @@ def test_the_grammar_refuses_what_the_parser_refuses(lark_parser, text):
 
 # --- fuzzing: mutated corpus nets fail only with a ProtosegError --------------------------------
 
-EXTREMES = [b"0", b"-0", b"-1", b"2147483647", b"2147483648", b"4294967295", b"4294967296", b"-2147483649",
-            b"9223372036854775808", b"18446744073709551616", b"010", b"08", b"0x7fffffff", b"0x", b"1e39",
-            b"1e-50", b".5", b"5.", b"1f", b"nan", b"-inf", b"infinity", LONG.encode(), b"- 3", b"1.5.3"]
+EXTREMES = [b"0", b"1", b"2", b"3", b"7", b"100", b"65536", b"-0", b"-1", b"2147483647", b"2147483648",
+            b"4294967295", b"4294967296", b"-2147483649", b"9223372036854775808", b"18446744073709551616",
+            b"010", b"08", b"0x7fffffff", b"0x", b"1e39", b"1e-50", b".5", b"5.", b"1f", b"nan", b"-inf",
+            b"infinity", LONG.encode(), b"- 3", b"1.5.3"]
 ESCAPES = [b"\\ud800", b"\\ud83d\\ude00", b"\\udc00x", b"\\xff", b"\\xc3", b"\\400", b"\\u00e9", b"\\q", b"\\",
            b"\\x", b"\\U00110000", b"\\0", "\u5377".encode(), "\u00e9".encode("latin-1")]
 NUMBER = re.compile(rb"(?<![\w.])-?[0-9]+(?:\.[0-9]+)?(?![\w.])")
 QUOTED = re.compile(rb'"[^"\n]*"')
+FIELD = re.compile(rb"\s*[A-Za-z_]\w*\s*:[^{}<>\[\]]*")        # a line holding one scalar field
+LAYER = re.compile(rb"^layers?\s*\{", re.M)                      # a top-level layer block starts
 
 
-def _lines(data: bytes) -> list:
-    return data.split(b"\n")
+def _field_lines(lines: list) -> list:
+    return [i for i, line in enumerate(lines) if FIELD.fullmatch(line)] or list(range(len(lines)))
 
 
-def drop_line(rng, data):
-    lines = _lines(data)
-    del lines[rng.randrange(len(lines))]
+def drop_field(rng, data):
+    lines = data.split(b"\n")
+    del lines[rng.choice(_field_lines(lines))]
     return b"\n".join(lines)
 
 
-def duplicate_line(rng, data):
-    lines = _lines(data)
-    i = rng.randrange(len(lines))
+def duplicate_field(rng, data):
+    lines = data.split(b"\n")
+    i = rng.choice(_field_lines(lines))
     return b"\n".join(lines[:i + 1] + lines[i:])
 
 
-def swap_lines(rng, data):
-    lines = _lines(data)
-    i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+def swap_fields(rng, data):
+    lines = data.split(b"\n")
+    i, j = rng.choice(_field_lines(lines)), rng.choice(_field_lines(lines))
     lines[i], lines[j] = lines[j], lines[i]
     return b"\n".join(lines)
+
+
+def _layer_blocks(data: bytes) -> list:
+    """(start, end) of each top-level `layer { ... }` block, found by counting braces."""
+    blocks = []
+    for m in LAYER.finditer(data):
+        depth, i = 0, m.end() - 1
+        while i < len(data):
+            depth += {ord("{"): 1, ord("}"): -1}.get(data[i], 0)
+            i += 1
+            if depth == 0:
+                blocks.append((m.start(), i))
+                break
+    return blocks
+
+
+def drop_layer(rng, data):
+    blocks = _layer_blocks(data)
+    if not blocks:
+        return data
+    start, end = rng.choice(blocks)
+    return data[:start] + data[end:]
+
+
+def duplicate_layer(rng, data):
+    blocks = _layer_blocks(data)
+    if not blocks:
+        return data
+    start, end = rng.choice(blocks)
+    return data[:end] + b"\n" + data[start:end] + data[end:]
+
+
+def move_layer(rng, data):
+    blocks = _layer_blocks(data)
+    if not blocks:
+        return data
+    start, end = rng.choice(blocks)
+    rest = data[:start] + data[end:]
+    at = rng.choice([b[0] for b in _layer_blocks(rest)] or [len(rest)])
+    return rest[:at] + data[start:end] + b"\n" + rest[at:]
 
 
 def _spot(rng, pattern, data):
@@ -607,7 +650,7 @@ def extreme_number(rng, data):
 
 
 def bytes_in_comment(rng, data):
-    lines = _lines(data)
+    lines = data.split(b"\n")
     i = rng.randrange(len(lines))
     lines[i] += b" # " + rng.randbytes(rng.randrange(1, 12)).replace(b"\n", b"")
     return b"\n".join(lines)
@@ -645,7 +688,9 @@ def stray_symbol(rng, data):
     return data[:at] + bytes([rng.choice(b"{}<>[]:;,-\"'#\\$.")]) + data[at:]
 
 
-MUTATIONS = [drop_line, duplicate_line, swap_lines, extreme_number, bytes_in_comment, bytes_in_string,
+# Values change more often than the structure breaks, so that many mutated nets reach the shapes.
+MUTATIONS = [drop_field, duplicate_field, swap_fields, drop_layer, duplicate_layer, move_layer,
+             extreme_number, extreme_number, extreme_number, bytes_in_comment, bytes_in_string,
              deep_nesting, truncate, flip_byte, stray_symbol]
 
 
@@ -662,7 +707,11 @@ def load_and_infer(path: Path, data: bytes):
     path.write_bytes(data)
     try:
         net = load_net(str(path))
-        infer_shapes(net)
+        try:
+            infer_shapes(net)
+        except InputError:      # data layers: give every top of a layer without bottoms a shape
+            infer_shapes(net, {top: (2, 3, 24, 24) for layer in net.layers if not layer.bottoms
+                               for top in layer.tops})
         for layer in net.layers:
             "".join([layer.name, layer.type, *layer.bottoms, *layer.tops]).encode("utf-8")
     except ProtosegError as e:
