@@ -722,7 +722,7 @@ SMALL_CORPUS = [p for p in CORPUS_FILES if p.stat().st_size < 20_000]
 
 
 @needs_corpus
-@settings(derandomize=True, max_examples=int(os.environ.get("PROTOSEG_FUZZ_EXAMPLES", 600)),
+@settings(derandomize=True, max_examples=int(os.environ.get("PROTOSEG_FUZZ_EXAMPLES", 400)),
           deadline=timedelta(seconds=10), database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(source=st.sampled_from(SMALL_CORPUS or [Path(__file__)]), rng=st.randoms(use_true_random=False))
