@@ -380,22 +380,31 @@ def _int_value(text: str) -> int | None:
     return value if value < 2**64 else None
 
 
+_HEX_PREFIX = re.compile(r"0[xX][0-9a-fA-F]*")
+_OCTAL_PREFIX = re.compile(r"0[0-7]*")
+_DECIMAL_PREFIX = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?(?P<exponent>[0-9]*))?[fF]?")
+
+
 def _bad_number(text: str) -> str:
-    """Why a number-like token is not a number, in the words of protobuf's tokenizer."""
-    shown = clip(text)
-    if re.match(r"0[xX](?![0-9a-fA-F])", text):
-        why = "'0x' must be followed by hex digits"
-    elif re.match(r"0[0-7]*[89]", text):
-        why = "a number starting with 0 is octal, and 8 and 9 are not octal digits"
-    elif re.match(r"(0[xX][0-9a-fA-F]+|0[0-7]+)\.", text):
-        why = "hex and octal numbers must be integers"
-    elif re.match(r"[0-9.]*[eE][+-]?(?![0-9])", text):
-        why = "'e' must be followed by an exponent"
-    elif re.match(r"(0|[1-9][0-9]*|\.)[0-9]*(\.[0-9]*)?([eE][+-]?[0-9]+)?[fF]?\.", text):
-        why = "a number has at most one decimal point, before its exponent"
+    """Why a number-like token is not a number, in the words of protobuf's tokenizer: read the
+    longest number it starts with as the tokenizer does, then look at what follows. (Each pattern
+    reads a run of digits one way only: a long token costs linear time.)"""
+    integer = text[:2] in ("0x", "0X") or (text[0] == "0" and text[1:2].isdigit())     # hex, octal
+    if text[:2] in ("0x", "0X"):
+        end = _HEX_PREFIX.match(text).end()
+        whole, why = end > 2, "'0x' must be followed by hex digits"
+    elif integer:
+        end = _OCTAL_PREFIX.match(text).end()
+        whole, why = not text[end:end + 1].isdigit(), "a number starting with 0 is octal, and 8 and 9 are not octal digits"
     else:
-        why = "a number must be followed by a space or a symbol, not a letter"
-    return f"invalid number {shown!r}: {why}"
+        m = _DECIMAL_PREFIX.match(text)
+        end = m.end()
+        whole, why = m.group("exponent") != "", "'e' must be followed by an exponent"
+    if whole:
+        why = ("a number must be followed by a space or a symbol" if text[end:end + 1] != "." else
+               "hex and octal numbers must be integers" if integer else
+               "a number has at most one decimal point, before its exponent")
+    return f"invalid number {clip(text)!r}: {why}"
 
 
 def parse_text(text: str, file: str = "<string>") -> TextMessage:
