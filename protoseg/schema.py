@@ -402,7 +402,7 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
             errors.append(SchemaError(f"field '{path}' is a {t}: expected a {what}number, got {clip(s.text)}",
                                       span=s.span))
             return None
-        return CFloat(value) if t == "float" else value
+        return _c_float(value) if t == "float" else value
     lo, hi = _INT_RANGE[t]
     if s.kind != "int":
         what = "a non-negative integer" if lo == 0 else "an integer"
@@ -422,25 +422,13 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
     return s.value
 
 
-class CFloat(float):
-    """The value of a `float` field: a C float, as protobuf stores it (the nearest one; an infinity
-    beyond their range), shown as the shortest decimal that reads back as the same C float:
-    `eps: 1e-5` holds 9.999999747378752e-06 and prints as 1e-05."""
-
-    __slots__ = ()
-
-    def __new__(cls, value: float) -> "CFloat":
-        try:
-            return super().__new__(cls, struct.unpack("f", struct.pack("f", value))[0])
-        except OverflowError:
-            return super().__new__(cls, math.copysign(math.inf, value))
-
-    def __repr__(self) -> str:
-        for digits in range(1, 10):         # 9 significant digits tell any two C floats apart
-            short = float(f"{self:.{digits}g}")
-            if CFloat(short) == self:
-                return repr(short)
-        return float.__repr__(self)         # nan
+def _c_float(value: float) -> float:
+    """A `float` field's value: a C float, as protobuf stores it (the nearest one; an infinity
+    beyond their range). `eps: 1e-5` holds 9.999999747378752e-06, as Caffe sees it."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def _float_value(s: Scalar) -> float | None:
