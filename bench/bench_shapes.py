@@ -41,16 +41,16 @@ def main() -> None:
     env = env_for(ROOT)
     shapes = [sys.executable, "-m", "protoseg", "shapes", args.prototxt]
     bare = [sys.executable, "-c", "pass"]
-    imports = [sys.executable, "-c", "import protoseg.cli, protoseg.net, protoseg.shapes, lark"]
+    imports = [sys.executable, "-c", "import protoseg.cli, protoseg.net, protoseg.shapes"]
     timed(shapes, env)      # warm the page cache and protoseg's grammar/schema caches
-    runs = {"python -c pass": [], "import protoseg + lark": [], "protoseg shapes": []}
+    runs = {"python -c pass": [], "import protoseg": [], "protoseg shapes": []}
     other = f"protoseg shapes ({args.against})"
     if args.against:
         timed(shapes, env_for(args.against))
         runs[other] = []
     for _ in range(args.repeat):
         runs["python -c pass"].append(timed(bare, env))
-        runs["import protoseg + lark"].append(timed(imports, env))
+        runs["import protoseg"].append(timed(imports, env))
         runs["protoseg shapes"].append(timed(shapes, env))
         if args.against:
             runs[other].append(timed(shapes, env_for(args.against)))

@@ -6,10 +6,14 @@ so the message reads ``file:line:col: layer 'pool2' (Pooling): ...``.
 """
 from __future__ import annotations
 
+import os
+import unicodedata
+from array import array
 from dataclasses import dataclass
+from functools import lru_cache
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Span:
     """A position in a source file (1-based line and column)."""
 
@@ -22,15 +26,65 @@ class Span:
 
 
 def source_line(file: str, line: int) -> str | None:
-    """The text of one line of a file, or None if it cannot be read."""
+    """The text of one line of a file, or None if it cannot be read. Lines end at '\\n' only, as
+    the parser counts them; bytes that are not UTF-8 come back as lone surrogates. Only regular
+    files are read (a device or a pipe may never end, or be read already)."""
+    if not os.path.isfile(file):
+        return None
     try:
-        with open(file, encoding="utf-8", errors="replace", newline="") as f:
-            for i, text in enumerate(f, 1):
+        with open(file, "rb") as f:
+            for i, raw in enumerate(f, 1):
                 if i == line:
-                    return text.rstrip("\r\n")
+                    return raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
     except OSError:
         return None
     return None
+
+
+@lru_cache(maxsize=1)
+def _line_starts(text: str) -> array:
+    """Where each line of `text` starts (kept for the last text, for errors listed together)."""
+    starts = array("q", [0])
+    i = text.find("\n")
+    while i >= 0:
+        starts.append(i + 1)
+        i = text.find("\n", i + 1)
+    return starts
+
+
+EXCERPT = 200       # characters of a long source line shown around the caret
+
+
+def clip(text: str, limit: int = 40) -> str:
+    """A value from the user's file, for a message: at most `limit` characters, then '…'."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def printable(text: str) -> str:
+    """`text` safe to print: spaces for tabs and other blanks, U+FFFD for control and format
+    characters and lone surrogates (bytes that were not UTF-8), one character for one, so that
+    columns stay where they were. Line breaks are kept."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else " " if c.isspace() else "\ufffd" for c in text)
+
+
+def excerpt(line: str, col: int) -> tuple[str, int]:
+    """The part of a source line shown under an error: at most EXCERPT characters around column
+    `col`, '…' where the line is cut; and the caret's offset in it."""
+    start = max(0, min(col - 1 - EXCERPT // 2, len(line) - EXCERPT))
+    shown = printable(line[start:start + EXCERPT])
+    caret = col - 1 - start
+    if start > 0:
+        shown, caret = "…" + shown, caret + 1
+    if start + EXCERPT < len(line):
+        shown += "…"
+    return shown, caret
+
+
+def width(text: str) -> int:
+    """How many terminal columns `text` takes: East Asian wide and fullwidth characters two."""
+    return len(text) if text.isascii() else sum(1 + (unicodedata.east_asian_width(c) in "WF") for c in text)
 
 
 class ProtosegError(Exception):
@@ -79,8 +133,12 @@ class ProtosegError(Exception):
         if self.span is None:
             return None
         if self.text is not None:
-            lines = self.text.splitlines()
-            return lines[self.span.line - 1] if 0 < self.span.line <= len(lines) else None
+            starts = _line_starts(self.text)
+            if not 0 < self.span.line <= len(starts):
+                return None
+            start = starts[self.span.line - 1]
+            end = self.text.find("\n", start)
+            return self.text[start:end if end >= 0 else len(self.text)].rstrip("\r")
         return source_line(self.span.file, self.span.line)
 
     def __str__(self) -> str:
@@ -91,14 +149,15 @@ class ProtosegError(Exception):
         if self.span is not None:
             head.append(f"{self.span}:")
         if self.layer is not None:
-            head.append(f"layer '{self.layer}'" + (f" ({self.layer_type}):" if self.layer_type else ":"))
-        out = " ".join(head + [self.message])
+            head.append(f"layer '{clip(self.layer, 80)}'"
+                        + (f" ({clip(self.layer_type, 80)}):" if self.layer_type else ":"))
+        out = printable(" ".join(head + [self.message]))
         line = self._source_line()
         if line is not None:
-            expanded = line.expandtabs(1)
-            out += f"\n  {expanded}\n  {' ' * (self.span.col - 1)}^"
+            shown, caret = excerpt(line, self.span.col)
+            out += f"\n  {shown}\n  {' ' * width(shown[:caret])}^"
         if self.hint:
-            out += f"\nhint: {self.hint}"
+            out += f"\nhint: {printable(self.hint)}"
         return out
 
 

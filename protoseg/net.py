@@ -14,7 +14,7 @@ from .errors import GraphError, ProtosegError, SchemaError, Span, UnsupportedLay
 from .legacy import v0_types, v1_types
 from .schema import Msg, bind, caffe_schema
 from .text import did_you_mean, plural
-from .textformat import parse_file, parse_text
+from .textformat import collector_paused, parse_file, parse_text
 
 @dataclass
 class Layer:
@@ -324,8 +324,9 @@ def load_net(source=None, *, text: str | None = None, file: str | None = None,
         tree, text = parse_file(source)
         file = source
     try:
-        params = bind(tree, "NetParameter")
-        return _build_net(params, file, text, phase, level, stages)
+        with collector_paused():
+            params = bind(tree, "NetParameter")
+            return _build_net(params, file, text, phase, level, stages)
     except ProtosegError as e:
         for err in [e, *e.errors]:
             err.locate(text=text)       # show source lines from the text we parsed

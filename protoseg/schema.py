@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .errors import SchemaError, Span
+from .errors import SchemaError, Span, clip
 from .resources import grammar_path
 from .text import did_you_mean
 from .textformat import Entry, Scalar, TextList, TextMessage
@@ -424,9 +425,48 @@ def _zero(f: FieldDef):
 
 _BOOL_WORDS = {"true": True, "True": True, "t": True, "false": False, "False": False, "f": False}
 
+# Fields that Caffe's C++ reads into a C `int` although protobuf lets them hold any uint32 (or, for
+# BlobShape.dim, int64) value: a value beyond INT_MAX reaches Caffe wrapped around (`pad: 4294967295`
+# becomes -1), so protoseg refuses it. From the layer sources: BVLC Caffe's base_conv_layer.cpp,
+# pooling_layer.hpp, inner_product/embed/lstm/rnn/lrn/crop/slice/concat/spp/accuracy/data layers,
+# data_transformer.cpp, blob.cpp (Reshape from a BlobShape) and upgrade_proto.cpp (V0 fields become
+# the V2 ones); SegNet's upsample_layer.hpp, SSD's permute_layer.cpp and prior_box_layer.cpp, Fast
+# R-CNN's roi_pooling_layer. Not listed: fields Caffe reads into unsigned or size_t types
+# (ArgMaxParameter.top_k, rand_skip, prefetch) and fork fields whose source was not checked.
+CAFFE_READS_AS_INT = {
+    "BlobShape": {"dim"},
+    "ConvolutionParameter": {"num_output", "pad", "kernel_size", "stride", "dilation", "pad_h", "pad_w",
+                             "kernel_h", "kernel_w", "stride_h", "stride_w", "group"},
+    "PoolingParameter": {"pad", "pad_h", "pad_w", "kernel_size", "kernel_h", "kernel_w", "stride",
+                         "stride_h", "stride_w"},
+    "InnerProductParameter": {"num_output"},
+    "EmbedParameter": {"num_output", "input_dim"},
+    "RecurrentParameter": {"num_output"},
+    "LRNParameter": {"local_size"},
+    "CropParameter": {"offset"},
+    "SliceParameter": {"slice_point", "slice_dim"},
+    "ConcatParameter": {"concat_dim"},
+    "SPPParameter": {"pyramid_height"},
+    "AccuracyParameter": {"top_k"},
+    "DummyDataParameter": {"num", "channels", "height", "width"},
+    "TransformationParameter": {"crop_size"},
+    "DataParameter": {"batch_size", "crop_size"},
+    "ImageDataParameter": {"batch_size", "new_height", "new_width", "crop_size"},
+    "MemoryDataParameter": {"batch_size", "channels", "height", "width"},
+    "HDF5DataParameter": {"batch_size"},
+    "WindowDataParameter": {"batch_size", "crop_size", "context_pad"},
+    "V0LayerParameter": {"num_output", "pad", "kernelsize", "group", "stride", "local_size", "batchsize",
+                         "cropsize", "det_context_pad", "concat_dim"},
+    "UpsampleParameter": {"scale", "scale_h", "scale_w", "upsample_h", "upsample_w"},
+    "PermuteParameter": {"order"},
+    "PriorBoxParameter": {"img_size", "img_h", "img_w"},
+    "ROIPoolingParameter": {"pooled_h", "pooled_w"},
+}
+
 
 def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: list, path: str):
-    """Convert one text value for field f; returns the value, or None after recording an error."""
+    """Convert one text value for field f as protobuf's text parser does (text_format.cc);
+    returns the value, or None after recording an error."""
     if f.kind == "message":
         if not isinstance(v, TextMessage):
             errors.append(SchemaError(f"field '{path}' is a message ({f.type}): write {f.name} {{ ... }}",
@@ -441,48 +481,76 @@ def _convert(f: FieldDef, v, schema: Schema, enclosing: MessageType, errors: lis
         enum = enclosing.enums.get(f.type) or schema.enums[f.type]
         if s.kind == "name" and s.value in enum.values:
             return s.value
-        if s.kind == "int":
+        if s.kind == "int" and s.value is not None:
             name = enum.name_of(s.value)
             if name is not None:
                 return name
         allowed = ", ".join(enum.values)
-        errors.append(SchemaError(f"field '{path}' has no value {s.text}; allowed values of "
+        errors.append(SchemaError(f"field '{path}' has no value {clip(s.text)}; allowed values of "
                                   f"{f.type}: {allowed}", span=s.span,
-                                  hint=did_you_mean(s.value, enum.values, n=3)))
+                                  hint=did_you_mean(s.text, enum.values, n=3)))
         return None
     t = f.type
     if t == "bool":
         if s.kind == "name" and s.value in _BOOL_WORDS:
             return _BOOL_WORDS[s.value]
-        if s.kind == "int" and s.value in (0, 1):
+        if s.kind == "int" and s.value in (0, 1) and s.text[0] != "-":
             return bool(s.value)
-        errors.append(SchemaError(f"field '{path}' is a bool: expected true or false, got {s.text}",
-                                  span=s.span))
+        errors.append(SchemaError(f"field '{path}' is a bool: expected true or false (or 0 or 1), "
+                                  f"got {clip(s.text)}", span=s.span))
         return None
     if t in ("string", "bytes"):
         if s.kind == "string":
             return s.value
-        errors.append(SchemaError(f"field '{path}' is a string: expected a quoted value, got {s.text}",
-                                  span=s.span, hint=f'write {f.name}: "{s.text}"'))
+        errors.append(SchemaError(f"field '{path}' is a string: expected a quoted value, got {clip(s.text)}",
+                                  span=s.span, hint=f'write {f.name}: "{clip(s.text)}"'))
         return None
     if t in ("float", "double"):
-        if s.kind in ("int", "float"):
-            return float(s.value)
-        if s.kind == "name" and s.value.lower() in ("inf", "infinity", "nan"):
-            return float(s.value.lower().replace("infinity", "inf"))
-        errors.append(SchemaError(f"field '{path}' is a {t}: expected a number, got {s.text}", span=s.span))
-        return None
+        value = _float_value(s)
+        if value is None:
+            what = "decimal " if s.kind == "int" else ""
+            errors.append(SchemaError(f"field '{path}' is a {t}: expected a {what}number, got {clip(s.text)}",
+                                      span=s.span))
+            return None
+        return _c_float(value) if t == "float" else value
     lo, hi = _INT_RANGE[t]
-    if s.kind == "int" and lo <= s.value <= hi:
+    if s.kind != "int":
+        what = "a non-negative integer" if lo == 0 else "an integer"
+        errors.append(SchemaError(f"field '{path}' is {t}: expected {what}, got {clip(s.text)}", span=s.span))
+        return None
+    if s.value is None or not lo <= s.value <= hi or (lo == 0 and s.text[0] == "-"):
+        sign = " (an unsigned field takes no sign, not even -0)" if lo == 0 and s.value == 0 else ""
+        errors.append(SchemaError(f"field '{path}' is {t}: {clip(s.text)} is out of range [{lo}, {hi}]{sign}",
+                                  span=s.span))
+        return None
+    if f.name in CAFFE_READS_AS_INT.get(enclosing.name, ()) and not -2**31 <= s.value < 2**31:
+        wrapped = (s.value + 2**31) % 2**32 - 2**31
+        errors.append(SchemaError(
+            f"field '{path}' is {t}: protobuf accepts {clip(s.text)}, but Caffe reads {f.name} into a C int, "
+            f"where it becomes {wrapped}; the values Caffe reads as written end at 2147483647", span=s.span))
+        return None
+    return s.value
+
+
+def _c_float(value: float) -> float:
+    """A `float` field's value: a C float, as protobuf stores it (the nearest one; an infinity
+    beyond their range). `eps: 1e-5` holds 9.999999747378752e-06, as Caffe sees it."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def _float_value(s: Scalar) -> float | None:
+    """A float or double field's value before rounding: protobuf takes integers in decimal only,
+    and the words inf, infinity and nan in any case."""
+    if s.kind == "float":
         return s.value
-    if s.kind == "float" and not math.isnan(s.value) and float(s.value).is_integer() and "." not in s.text \
-            and "e" in s.text.lower() and lo <= int(s.value) <= hi:
-        return int(s.value)
-    what = "a non-negative integer" if lo == 0 else "an integer"
     if s.kind == "int":
-        errors.append(SchemaError(f"field '{path}' is {t}: {s.text} is out of range [{lo}, {hi}]", span=s.span))
-    else:
-        errors.append(SchemaError(f"field '{path}' is {t}: expected {what}, got {s.text}", span=s.span))
+        digits = s.text.lstrip("-")
+        return float(s.text) if digits == "0" or digits[0] != "0" else None
+    if s.kind == "name" and s.value.lower() in ("inf", "infinity", "nan"):
+        return float(s.value.lower().replace("infinity", "inf"))
     return None
 
 

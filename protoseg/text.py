@@ -17,6 +17,8 @@ def dims(shape) -> str:
 
 def did_you_mean(word: str, choices, n: int = 2, cutoff: float = 0.6) -> str | None:
     """A hint naming the choices closest to `word` ("did you mean 'a' or 'b'?"), or None."""
+    if len(str(word)) > 100:        # no name is this long, and difflib would take its time
+        return None
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=cutoff)
     if not close:
         return None

@@ -96,7 +96,7 @@ def test_every_value_keeps_its_position():
     ('name "x"\n', "expected ':'", 1, 6),
     ('}\n', "closes nothing", 1, 1),
     ('name: "abc\n', "unterminated string", 1, 7),
-    ('a: "\\q"\n', "unknown escape", 1, 4),
+    ('a: "\\q"\n', "invalid escape \\q", 1, 5),
     ('a: -foo\n', "must be followed by a number", 1, 4),
     ('a: 1 @\n', "unexpected character '@'", 1, 6),
     ('a: \n', "unexpected end of file", 1, 4),
