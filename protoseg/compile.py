@@ -28,7 +28,9 @@ def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs
       itself.
     weights: None, a .caffemodel path, or {layer name: [blob arrays]}; matched by layer name and
       checked by protoseg.weights (strict: every learnable layer must get its blobs and every
-      layer of the weights must exist; all mismatches are reported at once).
+      layer of the weights must exist; all mismatches are reported at once). Without weights,
+      the layers whose blobs are fixed by constant fillers get them; the rest keep torch's
+      initial values.
     inputs: {blob: shape} overriding the input shapes (as --input).
     outputs: the blobs to return, by Caffe name (default: the tops no kept layer reads).
     The module takes the inputs positionally in declaration order or by name, and returns a
@@ -37,7 +39,9 @@ def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs
     """
     plan = plan_net(prototxt, inputs, outputs, text=text, phase=phase, level=level, stages=stages)
     model = build_module(plan)
-    if weights is not None:
+    if weights is None:         # only what the prototxt fixes: constant fillers
+        load_weights(model, plan, {}, strict=False)
+    else:
         load_weights(model, plan, weights, strict=strict)
     return model
 
