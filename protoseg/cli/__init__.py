@@ -18,7 +18,7 @@ import sys
 from .. import __version__
 from ..errors import ProtosegError
 
-COMMANDS = ("shapes", "compile", "port", "inspect", "layers")
+COMMANDS = ("shapes", "compile", "port", "inspect", "layers", "segment")
 
 BUG_REPORT = ("this is a bug in protoseg {version}; please report it with the command and the "
               "files that caused it (run again with --debug to see the traceback)")
