@@ -99,7 +99,7 @@ def read_image(path) -> np.ndarray:
 def write_label_png(path, labels: np.ndarray) -> None:
     """Write an (H, W) uint8 label map as an indexed PNG with the VOC palette."""
     from PIL import Image
-    im = Image.fromarray(np.ascontiguousarray(labels, np.uint8), mode="P")
+    im = Image.fromarray(np.ascontiguousarray(labels, np.uint8))     # mode L; a palette makes it P
     im.putpalette(voc_palette())
     im.save(path, format="PNG")
 
@@ -111,4 +111,4 @@ def write_overlay(path, image: np.ndarray, labels: np.ndarray, alpha: float = 0.
     colours = np.asarray(voc_palette(), np.float32).reshape(256, 3)[labels]
     blend = (1 - alpha) * image.astype(np.float32) + alpha * colours
     out = np.where((labels == 0)[..., None], image, np.rint(blend).astype(np.uint8))
-    Image.fromarray(out, mode="RGB").save(path, format="PNG")
+    Image.fromarray(out).save(path, format="PNG")

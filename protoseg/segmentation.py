@@ -102,11 +102,11 @@ def _from_transform_param(layer) -> Recipe | None:
     else:
         mean = tuple(float(v) for v in t.get("mean_value")) or (0.0,)
     crop = None
-    if t.get("crop_size"):
+    for h, w in (("crop_h", "crop_w"), ("crop_height", "crop_width")):   # the SSD, DeepLab forks
+        if t.get(h) and t.get(w):
+            crop = (t.get(h), t.get(w))
+    if t.get("crop_size"):                                               # wins, as in both forks
         crop = (t.get("crop_size"),) * 2
-    for h, w in (("crop_h", "crop_w"), ("crop_height", "crop_width")):
-        if t.get(h) or t.get(w):
-            crop = (t.get(h) or t.get(w), t.get(w) or t.get(h))
     return Recipe(mean, float(t.get("scale")), False, crop, None, where)
 
 
@@ -293,8 +293,9 @@ class _Net:
     as Caffe's Reshape); the module is built once and reused for every shape whose plan makes
     the same modules, and a new one gets the first one's weights."""
 
-    def __init__(self, net, weights, output, blob, device):
-        self.net, self.weights, self.output, self.blob, self.device = net, weights, output, blob, device
+    def __init__(self, net, weights, strict, output, blob, device):
+        self.net, self.weights, self.strict = net, weights, strict
+        self.output, self.blob, self.device = output, blob, device
         self.modules: dict = {}          # the plan's module calls -> module
         self.shapes: dict = {}           # input shape -> (module, output blob)
 
@@ -326,7 +327,7 @@ class _Net:
             if self.modules:
                 module.load_state_dict(next(iter(self.modules.values())).state_dict())
             else:
-                load_weights(module, plan, self.weights)
+                load_weights(module, plan, self.weights, strict=self.strict)
             module = module.to(self.device)
             self.modules[key] = module
         self.shapes[shape] = (module, blob)
@@ -386,21 +387,37 @@ def _write(names, scores, rgb, size, probs) -> list:
     return written
 
 
+def _count(name: str, value, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, not {value!r}")
+
+
+def _resize_note(path, size, resized, recipe, max_side) -> str:
+    limit = f"{recipe.crop[1]}x{recipe.crop[0]}" if recipe.crop else f"--max-side {max_side}"
+    return (f"{path}: {size[1]}x{size[0]} is larger than the net takes ({limit}): run at "
+            f"{resized[1]}x{resized[0]}, the scores resized back")
+
+
 def segment_images(prototxt, weights, images, out_dir, *, overlay: bool = False, probs: bool = False,
-                   output: str | None = None, device=None, batch_size: int = 4, workers: int = 2,
-                   mean=None, mean_file=None, scale=None, rgb=None, crop_size=None,
+                   output: str | None = None, strict: bool = True, device=None, batch_size: int = 4,
+                   workers: int = 2, mean=None, mean_file=None, scale=None, rgb=None, crop_size=None,
                    max_side: int = 1024, progress: bool | None = None, log=None) -> list:
     """Segment `images` (paths) with the net `prototxt` and its `weights` (a .caffemodel), writing
     into `out_dir` per image <name>.png (the label map, an indexed PNG with the VOC palette),
     with `overlay` <name>_overlay.png (the labels blended over the image) and with `probs`
-    <name>.npy (the softmax of the scores, float32, classes x H x W). Returns the paths this
-    process wrote (under torchrun: its share). `log(message)` gets the notes (resized images,
-    the recipe); see the module docstring for the rest."""
-    for name, value in (("batch_size", batch_size), ("workers", workers), ("max_side", max_side)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name == "batch_size" else 0):
-            raise ValueError(f"{name} must be an int >= {1 if name == 'batch_size' else 0}, not {value!r}")
-    if isinstance(images, (str, os.PathLike)) or not all(isinstance(p, (str, os.PathLike)) for p in images):
-        raise TypeError("images must be a list of paths")
+    <name>.npy (the softmax of the scores, float32, classes x H x W). `strict` as in
+    compile_net. Returns the paths this process wrote (under torchrun: its share). `log(message)`
+    gets the notes (the recipe, resized images; default: stderr). See the module docstring."""
+    _count("batch_size", batch_size, 1)
+    _count("workers", workers, 0)
+    _count("max_side", max_side, 0)
+    if isinstance(images, (str, os.PathLike)):
+        raise TypeError("images must be a list of paths, not one path")
+    images = list(images)
+    if not all(isinstance(p, (str, os.PathLike)) for p in images):
+        raise TypeError("images must be a list of paths (str or os.PathLike)")
+    if not images:
+        raise InputError("no images to segment")
     import torch
     from tqdm import tqdm
 
@@ -419,11 +436,8 @@ def segment_images(prototxt, weights, images, out_dir, *, overlay: bool = False,
         log(f"preprocessing: {recipe.describe()}")
     for i in mine:
         if layouts[i][0] != sizes[i]:
-            h, w = sizes[i]
-            log(f"{images[i]}: {w}x{h} is larger than the net takes "
-                f"({'%dx%d' % recipe.crop[::-1] if recipe.crop else f'--max-side {max_side}'}): "
-                f"run at {layouts[i][0][1]}x{layouts[i][0][0]}, the scores resized back")
-    model = _Net(net, weights, output, _image_layer(net).tops[0], dev)
+            log(_resize_note(images[i], sizes[i], layouts[i][0], recipe, max_side))
+    model = _Net(net, weights, strict, output, _image_layer(net).tops[0], dev)
     loader = torch.utils.data.DataLoader(
         _Images(images, layouts, recipe, overlay), batch_sampler=_batches(mine, layouts, batch_size),
         num_workers=workers, collate_fn=_collate, pin_memory=dev.type == "cuda")

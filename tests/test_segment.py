@@ -185,6 +185,25 @@ def test_mean_file_gives_its_per_channel_mean(tiny, tmp_path):
     np.testing.assert_array_equal(labels_of(tmp_path / "out" / "a.png"), want)
 
 
+def test_a_file_that_is_not_a_mean_file(tiny, tmp_path, capsys):
+    _, net, weights = tiny
+    assert segment(net, "--weights", weights, image(tmp_path / "a.png", (8, 8)), "-o", tmp_path / "out",
+                   "--mean-file", net) == 2
+    err = capsys.readouterr().err
+    assert f"{net}: byte 0: corrupt data" in err and "not a binary BlobProto (mean.binaryproto)" in err
+
+
+def test_extra_caffemodel_layers_need_no_strict(tiny, tmp_path, capsys):
+    net, _, weights = tiny
+    write_caffemodel(tmp_path / "more.caffemodel", [("fc9", "InnerProduct", [np.ones((2, 2), np.float32)])])
+    extra = tmp_path / "extra.caffemodel"     # two NetParameters concatenated: one with both layer lists
+    extra.write_bytes(weights.read_bytes() + (tmp_path / "more.caffemodel").read_bytes())
+    img = image(tmp_path / "a.png", (8, 8))
+    assert segment(net, "--weights", extra, img, "-o", tmp_path / "out") == 2
+    assert "layer 'fc9' (InnerProduct)" in capsys.readouterr().err
+    assert segment(net, "--weights", extra, img, "-o", tmp_path / "out", "--no-strict") == 0
+
+
 # The bundled nets' recipes, as docs/nets.md ("Preprocessing") gives them.
 @pytest.mark.parametrize("net,mean,crop,multiple", [
     ("fcn8s", (104.00698793, 116.66876762, 122.67891434), None, None),

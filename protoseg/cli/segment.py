@@ -14,6 +14,18 @@ def _floats(text: str) -> list:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
 
 
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
 def register(sub):
     p = sub.add_parser("segment", help="segment images with a net and its caffemodel: label maps as "
                                        "indexed PNGs (PASCAL VOC palette)")
@@ -29,10 +41,13 @@ def register(sub):
     p.add_argument("--probs", action="store_true", help="also write NAME.npy: the class "
                                                         "probabilities (softmax of the scores), classes x H x W")
     p.add_argument("--output", metavar="BLOB", help="the score blob (default: the net's output)")
+    p.add_argument("--no-strict", action="store_true",
+                   help="ignore caffemodel layers the prototxt lacks and learnable layers the "
+                        "caffemodel lacks (Caffe's own behaviour), as `port --no-strict`")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--batch-size", type=int, default=4, help="images per batch, among images of "
+    p.add_argument("--batch-size", type=_at_least(1), default=4, help="images per batch, among images of "
                                                              "one size (default 4)")
-    p.add_argument("--workers", type=int, default=2, help="processes decoding images (default 2; 0: "
+    p.add_argument("--workers", type=_at_least(0), default=2, help="processes decoding images (default 2; 0: "
                                                           "in this process)")
     pre = p.add_argument_group("preprocessing (default: the net's TEST data layer transform_param, "
                                "else protoseg's recipe for its own nets, docs/nets.md)")
@@ -42,9 +57,9 @@ def register(sub):
     pre.add_argument("--scale", type=float, help="multiply by this after the mean subtraction")
     pre.add_argument("--rgb", action="store_true", default=None,
                      help="feed RGB instead of Caffe's BGR")
-    pre.add_argument("--crop-size", type=int, metavar="N",
+    pre.add_argument("--crop-size", type=_at_least(0), metavar="N",
                      help="pad every image to NxN (0: run at the image's own size)")
-    pre.add_argument("--max-side", type=int, default=1024, metavar="N",
+    pre.add_argument("--max-side", type=_at_least(0), default=1024, metavar="N",
                      help="for nets run at the image's size, resize images with a longer side to N "
                           "(default 1024; 0: never)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
@@ -66,7 +81,7 @@ def run(args) -> int:
     start = time.perf_counter()
     written = segment_images(
         args.prototxt, args.weights, images, args.output_dir, overlay=args.overlay, probs=args.probs,
-        output=args.output, device=args.device, batch_size=args.batch_size, workers=args.workers,
+        output=args.output, strict=not args.no_strict, device=args.device, batch_size=args.batch_size, workers=args.workers,
         mean=args.mean, mean_file=args.mean_file, scale=args.scale, rgb=args.rgb,
         crop_size=args.crop_size, max_side=args.max_side, progress=False if args.quiet else None,
         log=(lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
