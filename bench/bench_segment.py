@@ -13,8 +13,9 @@ then B A, ...), `--rounds` times:
       batches of `--batch-size` images of one size, the same files written).
 
 Both times include loading the caffemodel and building the module (the child reports the loop's
-load time apart). Before the timings, the label maps of (a) and (b) are compared: they must be
-equal. Prints a markdown table of medians: seconds, images/s, and the ratio to (a).
+load time apart). The label maps of (a) and (b) of the first round are compared: at least 99.9 %
+of the pixels must agree (a batch of 4 rounds differently from a batch of 1, about 1e-7 of the
+scores' range, which flips the argmax where two random-weight scores nearly tie). Prints a markdown table of medians: seconds, images/s, and the ratio to (a).
 """
 from __future__ import annotations
 
@@ -99,12 +100,17 @@ def spawn(kind, images, weights, out, args):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def same_labels(a, b) -> bool:
+def agreement(a, b) -> float:
+    """The fraction of pixels with the same label in the two folders' label maps."""
     from PIL import Image
     names = sorted(os.listdir(a))
-    return names == sorted(os.listdir(b)) and all(
-        np.array_equal(np.asarray(Image.open(os.path.join(a, n))), np.asarray(Image.open(os.path.join(b, n))))
-        for n in names)
+    if names != sorted(os.listdir(b)):
+        sys.exit(f"the loop wrote {names}, protoseg segment {sorted(os.listdir(b))}")
+    same = total = 0
+    for n in names:
+        x, y = (np.asarray(Image.open(os.path.join(d, n))) for d in (a, b))
+        same, total = same + int((x == y).sum()), total + x.size
+    return same / total
 
 
 def main():
@@ -135,13 +141,15 @@ def main():
                 if result["loaded"] is not None:
                     loads.append(result["loaded"])
                 print(f"round {r} {kind}: {result['total']:.1f} s", file=sys.stderr)
-            if r == 0 and not same_labels(os.path.join(tmp, "loop0"), os.path.join(tmp, "segment0")):
-                sys.exit("the label maps of the loop and of protoseg segment differ")
+            if r == 0:
+                agree = agreement(os.path.join(tmp, "loop0"), os.path.join(tmp, "segment0"))
+                if agree < 0.999:
+                    sys.exit(f"the label maps of the loop and of protoseg segment differ ({agree:.5f} agree)")
     n = args.images
     base = statistics.median(times["loop"])
     print(f"{n} images {size[0]}x{size[1]}, FCN-8s, CPU, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"{args.rounds} round(s); label maps equal")
+          f"{args.rounds} round(s); label maps: {agree:.6f} of the pixels agree")
     print("| run | median s | images/s | time / loop |")
     print("|---|---:|---:|---:|")
     for kind in ("loop", "segment"):

@@ -77,6 +77,7 @@ def _parse_known_args(parser, args=None, namespace=None):
 
 def run(args) -> int:
     from ..segmentation import list_images, segment_images
+    from ..text import plural
     images = list_images(args.images, args.list)
     start = time.perf_counter()
     written = segment_images(
@@ -90,8 +91,8 @@ def run(args) -> int:
         took = time.perf_counter() - start
         total = sum(counts)
         per = f" ({' + '.join(map(str, counts))} by {len(counts)} processes)" if len(counts) > 1 else ""
-        print(f"wrote {total} files for {len(images)} images to {args.output_dir}{per} in "
-              f"{took:.1f} s (loading the net included)")
+        print(f"wrote {plural(total, 'file')} for {plural(len(images), 'image')} to "
+              f"{args.output_dir}{per} in {took:.1f} s (loading the net included)")
     return 0
 
 
