@@ -113,6 +113,9 @@ def _from_transform_param(layer) -> Recipe | None:
 def recipe_for(net, *, mean=None, mean_file=None, scale=None, rgb=None, crop_size=None) -> Recipe:
     """The preprocessing of a loaded net (see the module docstring): its TEST data layer's
     transform_param, else the bundled recipe of its name, with the given options overriding."""
+    from .net import Net
+    if not isinstance(net, Net):
+        raise TypeError(f"net must be a loaded Net (protoseg.load_net), not {type(net).__name__}")
     if mean is not None and mean_file is not None:
         raise InputError("give a mean or a mean file, not both (as Caffe's transform_param)")
     base = _from_transform_param(_image_layer(net)) or BUNDLED.get(net.name)
