@@ -11,12 +11,13 @@ from .net import load_net  # noqa: E402
 from .shapes import infer_shapes  # noqa: E402
 
 __all__ = ["ProtosegError", "load_net", "infer_shapes", "plan_net", "compile_net",
-           "export_module", "export_onnx", "load_caffemodel", "read_caffemodel", "port", "state_dict"]
+           "export_module", "export_onnx", "load_caffemodel", "read_caffemodel", "port", "state_dict",
+           "segment_images"]
 
 _LAZY = {
     "plan_net": "plan", "compile_net": "compile", "export_module": "export", "export_onnx": "export",
     "load_caffemodel": "caffemodel", "read_caffemodel": "caffemodel", "port": "weights",
-    "state_dict": "weights",
+    "state_dict": "weights", "segment_images": "segmentation",
 }
 
 

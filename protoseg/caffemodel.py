@@ -32,7 +32,8 @@ from .errors import WeightsError
 from .text import fmt_shape
 from .legacy import v0_types, v1_types, v1_types_by_number
 
-__all__ = ["Blob", "LayerBlobs", "CaffeModel", "read_caffemodel", "load_caffemodel", "write_caffemodel"]
+__all__ = ["Blob", "LayerBlobs", "CaffeModel", "read_caffemodel", "load_caffemodel", "write_caffemodel",
+           "read_blobproto"]
 
 # Protobuf wire types.
 _VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5
@@ -655,6 +656,28 @@ def load_caffemodel(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
     """
     model = read_caffemodel(path)
     return {layer.name: [b.data for b in layer.blobs] for layer in model.layers if layer.blobs}
+
+
+def read_blobproto(path: str | os.PathLike) -> np.ndarray:
+    """The array of a file holding one serialized BlobProto (a `mean.binaryproto`, as Caffe's
+    compute_image_mean writes it), in its shape (legacy num/channels/height/width or `shape`).
+    Raises ``WeightsError`` for a file that is not one."""
+    path_s = os.fspath(path)
+    try:
+        with open(path_s, "rb", buffering=0) as raw:
+            size = os.fstat(raw.fileno()).st_size
+            r = _Reader(raw, path_s, size, None)
+            blob = _parse_blob(r, 0, 0, size, _NET)
+    except WeightsError as e:
+        e.hint = "the file is damaged, or it is not a binary BlobProto (mean.binaryproto) file"
+        raise
+    except FileNotFoundError:
+        raise WeightsError(f"{path_s}: no such file") from None
+    except OSError as e:
+        raise WeightsError(f"{path_s}: cannot read: {e.strerror or e}") from None
+    if blob.data.size == 0:
+        raise WeightsError(f"{path_s}: holds no values: not a BlobProto (mean.binaryproto) file")
+    return blob.data
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,7 +30,9 @@ def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs
       itself.
     weights: None, a .caffemodel path, or {layer name: [blob arrays]}; matched by layer name and
       checked by protoseg.weights (strict: every learnable layer must get its blobs and every
-      layer of the weights must exist; all mismatches are reported at once).
+      layer of the weights must exist; all mismatches are reported at once). Without weights,
+      the layers whose blobs are fixed by constant fillers get them; the rest keep torch's
+      initial values.
     inputs: {blob: shape} overriding the input shapes (as --input).
     outputs: the blobs to return, by Caffe name (default: the tops no kept layer reads).
     optimize: the inference mode (protoseg.optimize): identities dropped, BatchNorm / Scale /
@@ -49,7 +51,9 @@ def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs
         plan = optimize_plan(plan)
     check_memory(plan, max_memory, forward=False)
     model = build_module(plan)
-    if weights is not None:
+    if weights is None:         # only what the prototxt fixes: constant fillers
+        load_weights(model, plan, {}, strict=False)
+    else:
         load_weights(model, plan, weights, strict=strict)
     return model
 
@@ -69,8 +73,8 @@ def load_weights(model: torch.nn.Module, plan: Plan, weights, *, strict: bool = 
     with torch.no_grad():
         for key, value in state.items():
             # (ascontiguousarray makes 0-axis arrays 1-axis: reshape back)
-            own[key].copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)
-                                            .reshape(np.shape(value))))
+            arr = np.ascontiguousarray(value, dtype=np.float32).reshape(np.shape(value))
+            own[key].copy_(torch.from_numpy(arr if arr.flags.writeable else arr.copy()))
     return sorted(state)
 
 

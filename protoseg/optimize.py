@@ -187,7 +187,8 @@ def fold_state(plan: Plan, state: dict) -> dict:
     """The state_dict of an optimized plan's module from the parameters of the unfolded layers
     ({'<attr>.<name>': array}, the attributes of the plan before optimize_plan: what
     protoseg.weights maps a caffemodel to, or an unoptimized module's state_dict as numpy).
-    Raises WeightsError when a folded layer or its convolution has no weights."""
+    Raises WeightsError when a folded layer or its convolution has no weights while the others
+    have them (a convolution given none of them keeps its initial values)."""
     import numpy as np
 
     if not isinstance(plan, Plan):
@@ -197,6 +198,8 @@ def fold_state(plan: Plan, state: dict) -> dict:
         if not step.folded:
             continue
         own = _own(out, step)
+        if not own and not any(_own(out, f) for f in step.folded):
+            continue            # no weights at all here (compiled without them): initial values
         if "weight" not in own:
             raise _no_weights(step, "no weights: the optimized module folds "
                                     + ", ".join(f"'{s.layer.name}'" for s in step.folded) + " into it")

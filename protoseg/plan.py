@@ -11,6 +11,10 @@ All is decided here, before anything runs:
    layer its attribute name; a ReLU is marked in place only where Caffe's own buffer would have
    been overwritten and nothing else reads it. Every layer that cannot be lowered is reported
    at once (UnsupportedLayerError).
+4. share: parameters named by `param { name }` are shared as Caffe's Net::AppendParam shares
+   them: the first step naming a parameter owns it, later ones use it (`Step.shares`); a step
+   sharing all its blobs, index for index, with one step of its own type uses that step's
+   parameters and buffers as its own (`Step.tied`: one tensor in the module, tied in __init__).
 
 The backends (protoseg.backends: the fx GraphModule, the standalone source file) and the weight
 port (protoseg.weights) read the Plan and nothing else.
@@ -31,7 +35,7 @@ from .net import SUPPORTED, Layer, Net, load_net
 from .shapes import Shapes, infer_shapes
 from .text import did_you_mean, fmt_shape, human_bytes
 
-__all__ = ["Input", "Plan", "Step", "plan_net", "clean_identifier"]
+__all__ = ["Input", "Plan", "Share", "Step", "plan_net", "clean_identifier"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +137,16 @@ class Input:
     layer: Layer
 
 
+@dataclass(frozen=True)
+class Share:
+    """A blob a step does not own (Caffe `param { name }`): it is blob `owner_blob` of the step
+    whose attribute is `owner`."""
+
+    name: str
+    owner: str
+    owner_blob: int
+
+
 @dataclass
 class Step:
     """One kept layer: module attribute `attr`, built by `call`, reading the variables `inputs`
@@ -147,6 +161,8 @@ class Step:
     inplace: bool = False
     packed: str | None = None   # the name of the tuple a several-top "single" call returns
     folded: tuple = ()          # Steps folded into this one (protoseg.optimize)
+    shares: dict = field(default_factory=dict)   # blob index -> Share (blobs owned elsewhere)
+    tied: str | None = None     # the step whose module's parameters and buffers this one uses
 
     @property
     def shapes(self) -> list:
@@ -177,7 +193,7 @@ class Plan:
         """An estimate of what running the module takes, in bytes: (parameters, the peak of the
         live values during one forward, the layer at that peak). Values are freed after their
         last reader; views (Crop, Slice, Reshape, ...) and in-place layers take no memory."""
-        params = sum(math.prod(shape) for step in self.steps for shape in _blob_shapes(step))
+        params = sum(math.prod(shape) for step in self.steps for shape in step.ctx.blob_shapes())
         last = {}
         for i, step in enumerate(self.steps):
             for v in step.inputs:
@@ -245,12 +261,6 @@ def check_memory(plan: Plan, limit: int | None = None, *, forward: bool = True) 
                         f"than the {human_bytes(limit)} allowed ({where})",
                         hint="use a smaller --input, or set --max-memory (e.g. --max-memory 64G) "
                              "if you know the memory is there")
-
-
-def _blob_shapes(step) -> list:
-    """The shapes of a layer's parameter blobs (its type's cost rule says them)."""
-    spec = step.ctx.spec
-    return list(spec.cost(step.ctx).blobs) if spec.cost is not None else []
 
 
 def plan_net(prototxt=None, inputs: dict | None = None, outputs=None, *, text: str | None = None,
@@ -499,8 +509,48 @@ def _lower(net: Net, shapes: Shapes, sel: _Selection) -> Plan:
         steps.append(Step(layer, attr, call, ctx, [var[v] for v in layer.bottom_values], outs,
                           inplace, packed))
     var_shapes = {var[v]: tuple(s) for v, s in shapes.values.items() if v in var}
+    _share_params(steps)
     return Plan(net, shapes, plan_inputs, steps, [(b, var[v]) for b, v in sel.outputs],
                 sel.dropped, class_name, _file_stem(net), var_shapes)
+
+
+def _share_params(steps: list) -> None:
+    """Caffe's Net::AppendParam over the steps in order: blob i of a layer whose `param[i]` has a
+    name already seen is the blob of the step that named it first. STRICT share_mode (the
+    default) needs equal shapes, PERMISSIVE equal element counts. Sets `shares`, and `tied` where
+    a step shares every blob at its own index with one step of its own type and shape."""
+    first: dict = {}             # param name -> (owner step, blob index, shape)
+    blob_shapes: dict = {}       # attr -> the blob shapes of a step that names parameters
+    for step in steps:
+        specs = step.layer.params.get("param")
+        if not any(s.get("name") for s in specs):
+            continue
+        shapes = step.ctx.blob_shapes()
+        for i, (spec, shape) in enumerate(zip(specs, shapes)):
+            name = spec.get("name")
+            if not name:
+                continue
+            if name not in first:
+                first[name] = (step, i, shape)
+                continue
+            owner, j, owner_shape = first[name]
+            permissive = spec.get("share_mode") == "PERMISSIVE"
+            if shape != owner_shape and not (permissive and math.prod(shape) == math.prod(owner_shape)):
+                need = "the same number of values (PERMISSIVE)" if permissive else \
+                    "the same shape (share_mode STRICT, the default)"
+                raise GraphError(f"cannot share parameter '{name}' owned by layer '{owner.layer.name}' "
+                                 f"(blob {j}, {fmt_shape(owner_shape)}): blob {i} of this layer is "
+                                 f"{fmt_shape(shape)}; shared blobs need {need}",
+                                 span=spec.spans.get("name")).locate(
+                                     step.layer.span, step.layer.name, step.layer.type)
+            step.shares[i] = Share(name, owner.attr, j)
+        blob_shapes[step.attr] = shapes
+        owners = {s.owner for s in step.shares.values()}
+        if (shapes and len(step.shares) == len(shapes) and len(owners) == 1
+                and all(s.owner_blob == i for i, s in step.shares.items())):
+            owner = next(s for s in steps if s.attr in owners)
+            if owner.layer.type == step.layer.type and blob_shapes[owner.attr] == shapes:
+                step.tied = owner.attr
 
 
 def _unknown_output(name, net, last, producer) -> ProtosegError:

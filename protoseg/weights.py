@@ -10,10 +10,20 @@ are accepted by element count); all mismatches are reported at once, as one Weig
 `.errors` carry `kind` "missing", "extra" or "mismatch". `compile_net` loads the result into the
 module; `port` writes it as safetensors or a torch state_dict. Needs numpy, not torch (except
 to write a .pt file).
+
+Two things come from the prototxt rather than the caffemodel, as in Caffe:
+- shared parameters (`param { name }`, planned in `Step.shares`): Caffe's caffemodel holds every
+  sharing layer's copy, and loading writes each copy into the one shared blob, so the copy that
+  comes last in the file is the one used. Strict: the copies must be equal; a sharing layer the
+  file lacks gets the shared values (not "missing").
+- fixed parameters: a layer the file lacks whose every blob has an explicitly given constant
+  filler (`weight_filler { type: "constant" value: 1 }`, the spec's `fillers`) gets its blobs from
+  the fillers (not "missing"). An unset filler (Caffe's constant 0) is never taken as a value.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 
 from . import __version__
@@ -51,6 +61,82 @@ def _expected_text(step) -> str | None:
     return None
 
 
+def _shared_values(plan: Plan, layers: dict, source: str, strict: bool, errors: list) -> dict:
+    """{(owner attr, owner blob index): array} for every shared parameter some layer of `layers`
+    holds a copy of: the copy latest in the file, as Caffe's loading leaves it. Strict: every
+    other copy must be equal (else an error in `errors`)."""
+    import numpy as np
+    steps = {s.attr: s for s in plan.steps}
+    groups: dict = {}            # (owner attr, blob) -> [(step, blob index, name)]
+    for step in plan.steps:
+        for i, share in step.shares.items():
+            key = (share.owner, share.owner_blob)
+            groups.setdefault(key, [(steps[share.owner], share.owner_blob, share.name)])
+            groups[key].append((step, i, share.name))
+    order = {name: k for k, name in enumerate(layers)}
+    values = {}
+    for key, members in groups.items():
+        copies = sorted(((order[s.layer.name], s, i, name, layers[s.layer.name][1][i])
+                         for s, i, name in members if len(layers.get(s.layer.name, (None, []))[1]) > i),
+                        key=lambda c: c[0])
+        if not copies:
+            continue
+        *others, (_, last, j, _, value) = copies
+        for _, step, i, name, copy in others if strict else ():
+            a, b = (np.asarray(getattr(x, "data", x), np.float32).ravel() for x in (copy, value))
+            if a.shape == b.shape and np.array_equal(a, b):
+                continue
+            diff = f"max difference {np.abs(a - b).max():.3g}" if a.shape == b.shape else \
+                f"{a.size} and {b.size} values"
+            errors.append(WeightsError(
+                f"{source}: blob {i} is the shared parameter '{name}', but its copy here differs "
+                f"from layer '{last.layer.name}''s (blob {j}; {diff}). Caffe loads every copy into "
+                f"the one shared blob and keeps the last in the file, layer '{last.layer.name}''s",
+                kind="mismatch", blob=i, hint="--no-strict does the same").locate(
+                    step.layer.span, step.layer.name, step.layer.type))
+        values[key] = getattr(value, "data", value)     # the data: each layer has its own shape
+    return values
+
+
+def _with_shared(step, blobs: list, shared: dict) -> list:
+    """The step's blobs with the shared ones replaced by the values Caffe would hold; when the
+    file lacks the layer, all of them from `shared` if every blob is shared, else []."""
+    import numpy as np
+    if not step.shares and not any(a == step.attr for a, _ in shared):
+        return blobs
+    shapes = step.ctx.blob_shapes()
+    out = list(blobs)
+    for i, shape in enumerate(shapes):
+        share = step.shares.get(i)
+        value = shared.get((share.owner, share.owner_blob) if share else (step.attr, i))
+        if value is not None and np.size(value) == math.prod(shape):
+            value = np.reshape(value, shape)          # PERMISSIVE: the count is what must agree
+        if blobs and i < len(out) and value is not None:
+            out[i] = value
+        elif not blobs:
+            if value is None:
+                return []
+            out.append(value)
+    return out
+
+
+def _filled(step) -> list | None:
+    """The layer's blobs from its fillers when the spec names them and every blob has an
+    explicitly given constant filler (Caffe fills every layer a caffemodel does not cover from
+    its fillers); None otherwise."""
+    import numpy as np
+    spec, p = step.ctx.spec, step.ctx.p
+    shapes = step.ctx.blob_shapes()
+    if not spec.fillers or not shapes or len(shapes) > len(spec.fillers):
+        return None
+    blobs = []
+    for name, shape in zip(spec.fillers, shapes):
+        if not p.has(name) or p.get(name).get("type") != "constant":
+            return None
+        blobs.append(np.full(shape, p.get(name).get("value"), np.float32))
+    return blobs
+
+
 def state_dict(plan: Plan, weights, *, strict: bool = True) -> dict:
     """{'<attr>.<parameter>': float32 ndarray} for `plan` from `weights` (a .caffemodel path, a
     caffemodel.CaffeModel, or {layer name: [arrays]}). Raises one WeightsError listing every
@@ -59,6 +145,7 @@ def state_dict(plan: Plan, weights, *, strict: bool = True) -> dict:
         raise TypeError(f"plan must be a protoseg Plan, not {type(plan).__name__}")
     layers, source = _layers_of(weights)
     errors: list[ProtosegError] = []
+    shared = _shared_values(plan, layers, source, strict, errors)
     out: dict = {}
     for step in (s for t in plan.steps for s in (t, *t.folded)):   # folded: protoseg.optimize
         layer, spec = step.layer, step.ctx.spec
@@ -70,6 +157,7 @@ def state_dict(plan: Plan, weights, *, strict: bool = True) -> dict:
                     f"{source}: {plural(len(blobs), 'blob')} given for a {layer.type} layer, which "
                     f"has no parameters", kind="mismatch").locate(layer.span, layer.name, layer.type))
             continue
+        blobs = _with_shared(step, blobs, shared) or _filled(step) or []
         if not blobs:
             need = _expected_text(step)
             if need is not None:

@@ -1,6 +1,7 @@
 """The README's examples are run: every `$ protoseg ...` line of its console blocks and every
 python block, in a scratch folder holding our prototxts and `fcn8s-heavy-pascal.caffemodel`, an
-FCN-8s caffemodel with random weights (the published one is not downloadable here). A python
+FCN-8s caffemodel with random weights (the published one is not downloadable here), and
+`images/0001.jpg`, `0002.jpg`: random 160x120 images for the `segment` examples. A python
 block whose first line is `# file: NAME.py` is written there as that file (the blocks after it
 import it); every other python block runs as a script of its own, as a user would run it."""
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import opencv_helpers
@@ -33,6 +35,12 @@ def workdir(tmp_path_factory):
     shutil.copytree(ROOT / "prototxts", d / "prototxts")
     if any("fcn8s-heavy-pascal.caffemodel" in c for c in COMMANDS + PYTHON):
         opencv_helpers.write_fcn_caffemodel(d / "fcn8s-heavy-pascal.caffemodel", "fcn8s", seed=0)
+    if any("images/" in c for c in COMMANDS + PYTHON):
+        from PIL import Image
+        (d / "images").mkdir()
+        for i in (1, 2):
+            pixels = np.random.default_rng(i).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(d / "images" / f"{i:04d}.jpg")
     for name, body in FILES.items():
         (d / name).write_text(body)
     yield d

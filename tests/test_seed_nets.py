@@ -220,9 +220,6 @@ def test_msc_param_names_are_the_originals():
     assert {n: names[n] for n in names if n != "input"} == {n: twin[n] for n in names if n != "input"}
 
 
-@pytest.mark.xfail(strict=True, reason="protoseg does not implement `param { name }` weight sharing "
-                   "yet: each tower of the MSc net gets weights of its own (conv1, conv1_res05 and "
-                   "conv1_res075 are three different (64, 3, 7, 7) parameters)")
 def test_msc_towers_share_their_weights():
     model = protoseg.compile_net(MSC, inputs={"data": (1, 3, 33, 33)},
                                  outputs=["conv1", "conv1_res05", "conv1_res075"])
@@ -286,10 +283,6 @@ def test_fpn_deconv_and_crop_are_nearest_upsampling(fpn_blobs, top):
     assert torch.equal(blobs[top], want)
 
 
-@pytest.mark.xfail(strict=True, reason="protoseg's compile_net fills Convolution/Deconvolution "
-                   "weights randomly even where the prototxt gives a constant weight_filler, which "
-                   "Caffe applies to every layer a caffemodel does not cover: FPN's up-sampling is "
-                   "nearest only with weights set by hand or read from a caffemodel")
 def test_fpn_upsampling_weights_come_from_their_constant_filler():
     import torch
     model = protoseg.compile_net(FPN, inputs={"data": (1, 3, 64, 64)}, outputs=["p5_up"])

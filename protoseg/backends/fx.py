@@ -10,6 +10,7 @@ import torch.fx as fx
 from torch.fx.passes.shape_prop import TensorMetadata
 
 from ..plan import Plan
+from .tie import tie_parameters
 
 
 def _tensor_meta(shape):
@@ -25,7 +26,8 @@ def _tensor_meta(shape):
 def build_module(plan: Plan) -> fx.GraphModule:
     """The fx.GraphModule of a plan, in eval mode, parameters not loaded yet. A module with a
     `prepare(*input_shapes)` method is called with its inferred input shapes once, here (size-
-    dependent tables are made now, not during the first forward)."""
+    dependent tables are made now, not during the first forward). A step tied to another
+    (Caffe `param { name }`) holds that step's parameter tensors."""
     graph = fx.Graph()
     env: dict = {}              # variable -> node
     for inp in plan.inputs:
@@ -76,6 +78,10 @@ def build_module(plan: Plan) -> fx.GraphModule:
                 if var in read:
                     env[var] = make("call_function", operator.getitem, (node, i), var, shape)
                     env[var].meta["caffe_blob"] = blob
+    for step in plan.steps:
+        if step.tied:
+            tie_parameters(modules[step.attr], modules[step.tied])
+
     def result(var):            # a channels_last module still returns contiguous tensors
         if plan.channels_last and len(plan.var_shapes[var]) == 4:
             return graph.call_method("contiguous", (env[var],))

@@ -190,6 +190,9 @@ def generate_code(plan: Plan) -> str:
     for ref in plan.refs():
         if ref.module != "torch.nn":
             bundle.add(ref.module, ref.name.split(".")[0])
+    ties = [s for s in plan.steps if s.tied]
+    if ties:
+        bundle.add("protoseg.backends.tie", "tie_parameters")
     clash = {n for _, n in bundle.order} & {plan.class_name}
     if clash:
         raise ValueError(f"cannot write a standalone file: the net class {plan.class_name!r} has "
@@ -212,6 +215,10 @@ def generate_code(plan: Plan) -> str:
         if step.attr != step.layer.name:
             line += f"  # {step.layer.name!r} ({step.layer.type})"
         out.append(line + _folded_comment(step, "  #" not in line))
+    if ties:
+        out.append("        # Caffe `param { name }`: these layers use the parameters of an earlier one")
+    for step in ties:
+        out.append(f"        tie_parameters(self.{step.attr}, self.{step.tied})")
     if plan.channels_last:
         out.append("        self.to(memory_format=torch.channels_last)")
     args = ", ".join(["self"] + [i.var for i in plan.inputs])

@@ -137,6 +137,9 @@ class LayerSpec:
     inference: bool = True               # False: no meaning at inference (losses, Accuracy, ...)
     lower: Callable | None = None        # (ctx: LowerContext) -> Call (use ctx.module)
     weights: Callable | None = None      # (ctx, blobs: list[ndarray]) -> {parameter name: ndarray}
+    fillers: tuple = ()                  # the param fields that fill blob 0, 1, ... (e.g.
+                                         # "weight_filler"): explicit constant fillers give the
+                                         # blobs of a layer the caffemodel lacks
     aliases: tuple = field(default_factory=tuple)
     fork: str = ""                       # the Caffe fork that defines the type, where its param
                                          # field's `fork` option in caffe.proto does not say
@@ -220,6 +223,19 @@ class LowerContext(ShapeContext):
         return default
 
     # -- weights
+    def blob_shapes(self) -> list:
+        """The shapes of the layer's parameter blobs: its type's cost rule says them; for a type
+        without one (a user's own), the check `expect_blobs` makes when `weights` gets none."""
+        if self.spec.weights is None:
+            return []
+        if self.spec.cost is not None:
+            return [tuple(s) for s in self.spec.cost(self).blobs]
+        try:
+            self.spec.weights(self, [])
+        except WeightsError as e:
+            return [tuple(s) for s in e.expected or []]
+        return []
+
     def expect_blobs(self, blobs: list, expected: list) -> list:
         """Check a layer's blobs against the `expected` shapes (in blob order) and return them
         as float32 arrays of exactly those shapes.

@@ -6,6 +6,8 @@ Deconvolution: out = stride*(in - 1) + dilation*(kernel-1) + 1 - 2*pad, no outpu
 DeepLab v1's `hole`/`hole_h`/`hole_w` mean dilation. Weights: Convolution's blob 0 (num_output,
 C/group, *kernel) is torch's Conv weight; Deconvolution's blob 0 (C, num_output/group, *kernel)
 is exactly torch's ConvTranspose weight (no transpose, no flip); blob 1 the bias (num_output,).
+A layer the caffemodel lacks whose weight_filler (and bias_filler, with a bias) are given as
+constants gets them (FPN's fixed nearest up-sampling: a depthwise deconvolution of ones).
 """
 from __future__ import annotations
 
@@ -214,8 +216,10 @@ def conv_axes(ctx) -> dict:
 SPECS = [
     LayerSpec("Convolution", conv_shape, param="convolution_param", conf=conv_geometry,
               bottoms=(1, None), tops=(1, None), in_place=False, lower=conv_lower,
-              weights=conv_weights, cost=conv_cost, axes=conv_axes),
+              weights=conv_weights, cost=conv_cost, axes=conv_axes,
+              fillers=("weight_filler", "bias_filler")),
     LayerSpec("Deconvolution", deconv_shape, param="convolution_param", conf=conv_geometry,
               bottoms=(1, None), tops=(1, None), in_place=False, lower=conv_lower,
-              weights=conv_weights, cost=conv_cost, axes=conv_axes),
+              weights=conv_weights, cost=conv_cost, axes=conv_axes,
+              fillers=("weight_filler", "bias_filler")),
 ]
