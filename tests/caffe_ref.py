@@ -18,8 +18,10 @@ A `Job` is one net: prototxt text (or a path), input arrays, and what to do with
   layer that has fillers (msra for weights, N(0, 0.1) for biases, N(1, 0.2) for Scale / Normalize
   / BN slopes, N(0.25, 0.1) for PReLU) and Caffe fills them at construction (caffe.set_random_seed);
   the running statistics no filler touches (BatchNorm mean / variance / factor, BN mean /
-  variance) get seeded random values; then `net.save(save)` writes the caffemodel, and with
-  `save_v1` the same blobs are also written in the legacy V1 `layers` form (see `_write_v1`).
+  variance) get seeded random values; `scale_weights` {layer: factor} then multiplies the first
+  blob of those layers (an SSD net's class-score heads, so that detections pass its confidence
+  threshold); then `net.save(save)` writes the caffemodel, and with `save_v1` the same blobs are
+  also written in the legacy V1 `layers` form (see `_write_v1`).
 
 The result (`Result`) has the text Caffe ran, every layer (name, type, bottoms, tops), every
 blob's shape, the data of the output blobs (or of every blob with `all_blobs`), the parameter
@@ -60,6 +62,7 @@ class Job:
     weights: str | None = None
     deploy: bool = False
     fill_seed: int | None = None
+    scale_weights: dict = field(default_factory=dict)     # {layer: factor}, after the fill
     save: str | None = None
     save_v1: str | None = None
     stages: tuple = ()
@@ -432,6 +435,8 @@ def _run_job(tmp: Path, spec: dict) -> dict:
                     **({"weights": spec["weights"]} if spec["weights"] else {}))
     if spec["fill_seed"] is not None:
         _fill_statistics(net, np.random.RandomState(spec["fill_seed"]))
+    for name, factor in spec["scale_weights"].items():
+        net.params[name][0].data[...] *= factor
     if spec["save"]:
         net.save(spec["save"])
         if spec["save_v1"]:

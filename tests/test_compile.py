@@ -160,22 +160,23 @@ def test_output_from_a_loss_layer_is_refused():
 
 
 def test_every_layer_that_cannot_be_lowered_is_listed_at_once():
-    text = (_input("data", (1, 3, 8, 8)) + _input("rois", (2, 5))
-            + 'layer { name: "stoch" type: "Pooling" bottom: "data" top: "p" '
+    text = (_input("data", (1, 3, 8, 8))
+            + 'layer { name: "stoch" type: "Pooling" bottom: "data" top: "p" phase: TRAIN '
               'pooling_param { pool: STOCHASTIC kernel_size: 2 stride: 2 } }\n'
               'layer { name: "proposal" type: "Python" bottom: "p" top: "props" '
               'python_param { module: "m" layer: "L" } }\n'
-              'layer { name: "roi" type: "ROIPooling" bottom: "data" bottom: "rois" top: "r" '
-              'roi_pooling_param { pooled_h: 2 pooled_w: 2 } }\n'
-              'layer { name: "fc" type: "InnerProduct" bottom: "r" top: "fc" '
+              'layer { name: "crf" type: "MultiStageMeanfield" bottom: "data" bottom: "data" bottom: "data" '
+              'top: "q" multi_stage_meanfield_param { num_iterations: 2 } }\n'
+              'layer { name: "fc" type: "InnerProduct" bottom: "q" top: "fc" '
               'inner_product_param { num_output: 2 } }\n')
     with pytest.raises(UnsupportedLayerError) as info:
         compile_net(text=text, inputs={"props": (1, 4)})
     err = info.value
     assert [(n, t) for n, t, _ in err.layers] == [("stoch", "Pooling"), ("proposal", "Python"),
-                                                  ("fc", "InnerProduct")]
-    assert "cannot compile 3 layers" in str(err) and "STOCHASTIC" in str(err)
-    assert "comes from layer 'roi' (ROIPooling)" in str(err)
+                                                  ("crf", "MultiStageMeanfield")]
+    assert "cannot compile 3 layers" in str(err) and "STOCHASTIC pooling in the TRAIN phase" in str(err)
+    assert "register its class as layer type 'Python:m.L'" in str(err)
+    assert "MultiStageMeanfield: no (permutohedral-lattice filtering is not implemented)" in str(err)
 
 
 def test_prototxt_as_text_path_or_pathlike(tmp_path):

@@ -50,7 +50,9 @@ def run(args) -> int:
     if args.print_code:
         sys.stdout.write(generate_code(p))
     # the weights are read and checked first: a mismatch writes nothing at all
-    state = state_dict(p, args.weights, strict=not args.no_strict) if args.weights else None
+    state = state_dict(p, args.weights, strict=not args.no_strict)
+    if not (args.weights or state):     # no caffemodel, and no blobs in the prototxt
+        state = None
     if args.out_dir:
         paths = write_module(p, args.out_dir, state, prototxt=args.prototxt, caffemodel=args.weights)
         print(f"wrote {paths[0]} (class {p.class_name})", file=info)
