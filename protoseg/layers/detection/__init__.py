@@ -57,7 +57,7 @@ def detection_output_shape(ctx, bottoms):
     if _legacy(loc, 1) != priors * locs * 4 or _legacy(conf, 1) != priors * c["num_classes"]:
         ctx.fail(f"{priors} priors (bottom 2 {tuple(prior)}) need {priors * locs * 4} box predictions "
                  f"and {priors * c['num_classes']} scores per image; got channels {_legacy(loc, 1)} "
-                 f"({tuple(loc)}) and {_legacy(conf, 1)} ({tuple(conf)})")
+                 f"{tuple(loc)} and {_legacy(conf, 1)} {tuple(conf)}")
     ctx.note(f"{priors} priors x {c['num_classes']} classes; (1, 1, 1, 7) at set-up, "
              f"(1, 1, N, 7) after forward with N the detections kept")
     return [(1, 1, 1, 7)]
