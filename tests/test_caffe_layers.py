@@ -382,3 +382,24 @@ def test_layer_matches_caffe(case: Case, caffe_results):
             caffe_ref.compare_detections(got[blob], r.data[blob], f"{case.id}: {blob}", REL, exact_scores=True)
         else:
             caffe_ref.compare(got[blob], r.data[blob], f"{case.id}: {blob}", REL, exact)
+
+
+# Layers whose forward Caffe implements for the GPU only: the CPU-only reference sets them up
+# (every shape must equal protoseg's) and stops in Forward_cpu ("Not Implemented Yet"); their
+# numerics are checked against the CUDA kernels transcribed in tests/caffe_reference.py
+# (test_numerics.py).
+GPU_ONLY = [
+    C("psroi-pooling-gpu-only", L("PSROIPooling", "psroi_pooling_param { spatial_scale: 0.25 output_dim: 2 "
+                                  "group_size: 3 }", bottoms=("x", "rois")),
+      {"x": (2, 18, 6, 7), "rois": np.array([[0, 1, 1, 20, 20], [1, 0, 4, 9, 9], [0, 3, 3, 4, 4]], np.float32)}),
+    C("pooling-STOCHASTIC-gpu-only", pool("pool: STOCHASTIC kernel_size: 3 stride: 2"), {"x": R((1, 2, 7, 8), 0, 2)}),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in GPU_ONLY])
+def test_gpu_only_layer_shapes_equal_caffe_and_its_cpu_forward_stops(case):
+    text, arrays, _ = case.build()
+    built, ran = caffe_ref.run([caffe_ref.Job("set-up", text, arrays, forward=False),
+                                caffe_ref.Job("forward", text, arrays)]).values()
+    caffe_ref.assert_same_net(built.check(), infer_shapes(load_net(text=text, file=case.id)))
+    assert ran.error is not None and "Not Implemented Yet" in ran.error, ran.error

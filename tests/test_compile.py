@@ -537,3 +537,37 @@ def test_corpus_net_runs_with_inferred_shapes(rel, inputs):
     model = compile_net(os.path.join(CORPUS, rel), inputs=inputs)
     checked, bad = check_shapes(model)
     assert bad == [] and checked > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# values whose sizes depend on the data: DetectionOutput's top and what is computed from it
+
+DETECT = (_input("loc", (1, 8)) + _input("conf", (1, 4)) + _input("prior", (1, 2, 8))
+          + 'layer { name: "det" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "prior" top: "det" '
+            'detection_output_param { num_classes: 2 nms_param { nms_threshold: 0.45 } } }\n'
+            'layer { name: "twice" type: "Power" bottom: "det" top: "twice" power_param { scale: 2 } }\n')
+
+
+def test_plan_marks_the_values_that_depend_on_the_data():
+    plan = plan_net(text=DETECT)
+    assert plan.runtime == {"det", "twice"}
+    assert plan.var_shapes["det"] == (1, 1, 1, 7)          # Caffe's set-up shape
+
+
+def test_check_shapes_takes_the_detection_count_from_the_run():
+    # two far-apart priors, both scored 0.9 for class 1: two detections, (1, 1, 2, 7)
+    model = compile_net(text=DETECT)
+    prior = torch.tensor([[[0, 0, 0.2, 0.2, 0.6, 0.6, 0.9, 0.9], [0.1] * 8]])
+    conf = torch.tensor([[0.1, 0.9, 0.1, 0.9]])
+    checked, bad = check_shapes(model, torch.zeros(1, 8), conf, prior)
+    assert (checked, bad) == (5, [])        # 3 inputs, det and twice
+    assert tuple(model(torch.zeros(1, 8), conf, prior).shape) == (1, 1, 2, 7)
+
+
+def test_check_shapes_still_compares_the_number_of_axes():
+    model = compile_net(text=DETECT)
+    for node in model.graph.nodes:
+        if node.name == "twice":
+            node.meta["tensor_meta"] = node.meta["tensor_meta"]._replace(shape=torch.Size((1, 7)))
+    checked, bad = check_shapes(model)
+    assert [(name, want) for name, _, want, _ in bad] == [("twice", (1, 7))]

@@ -85,6 +85,8 @@ def _check(p, state, info, max_memory) -> int:
             print(f"protoseg: shape mismatch at {name} ({layer}): inferred {want}, "
                   f"executed {got}", file=sys.stderr)
         return 1
+    runtime = (f"; the {len(p.runtime)} computed from detections or proposals by their number of "
+               f"axes only (their sizes depend on the data)" if p.runtime else "")
     print(f"check: ok, {checked} values have their inferred shapes "
-          f"({', '.join(f'{i.blob} {tuple(i.shape)}' for i in p.inputs)})", file=info)
+          f"({', '.join(f'{i.blob} {tuple(i.shape)}' for i in p.inputs)}){runtime}", file=info)
     return 0

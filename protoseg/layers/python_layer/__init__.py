@@ -102,12 +102,15 @@ def proposal_shape(ctx, bottoms):
 
 
 def proposal_lower(ctx):
+    """CaffeProposal with the anchors' settings and the phase's config (lib/fast_rcnn/config.py)."""
     pre, post, nms, min_size = RPN_CONFIG[ctx.phase]
     kw = {"feat_stride": ctx.conf["feat_stride"]}
     if ctx.conf["scales"] != ANCHOR_SCALES:
         kw["scales"] = ctx.conf["scales"]
-    return ctx.module(local(__name__, "CaffeProposal"), pre_nms_top_n=pre, post_nms_top_n=post,
-                      nms_thresh=f32(nms), min_size=min_size, scores_top=len(ctx.layer.tops) == 2, **kw)
+    kw.update(pre_nms_top_n=pre, post_nms_top_n=post, nms_thresh=f32(nms), min_size=min_size)
+    if len(ctx.layer.tops) == 2:
+        kw["scores_top"] = True
+    return ctx.module(local(__name__, "CaffeProposal"), **kw)
 
 
 # -- spatial_dropout.SpatialDropoutLayer
