@@ -30,9 +30,10 @@ def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs
       itself.
     weights: None, a .caffemodel path, or {layer name: [blob arrays]}; matched by layer name and
       checked by protoseg.weights (strict: every learnable layer must get its blobs and every
-      layer of the weights must exist; all mismatches are reported at once). Without weights,
-      the layers whose blobs are fixed by constant fillers get them; the rest keep torch's
-      initial values.
+      layer of the weights must exist; all mismatches are reported at once). Blobs the prototxt
+      itself holds (`blobs { }` in a layer) are loaded for the layers the weights lack. Without
+      weights, the layers whose blobs are fixed by constant fillers get them; the rest keep
+      torch's initial values.
     inputs: {blob: shape} overriding the input shapes (as --input).
     outputs: the blobs to return, by Caffe name (default: the tops no kept layer reads).
     optimize: the inference mode (protoseg.optimize): identities dropped, BatchNorm / Scale /
@@ -51,17 +52,15 @@ def compile_net(prototxt=None, weights=None, inputs: dict | None = None, outputs
         plan = optimize_plan(plan)
     check_memory(plan, max_memory, forward=False)
     model = build_module(plan)
-    if weights is None:         # only what the prototxt fixes: constant fillers
-        load_weights(model, plan, {}, strict=False)
-    else:
-        load_weights(model, plan, weights, strict=strict)
+    load_weights(model, plan, weights, strict=strict)
     return model
 
 
 def load_weights(model: torch.nn.Module, plan: Plan, weights, *, strict: bool = True) -> list:
-    """Load weights (a .caffemodel path, a CaffeModel, or {layer name: [arrays]}) into a module
-    built from `plan`, through protoseg.weights.state_dict; returns the keys set. strict=False:
-    layers missing on either side are ignored (and keep their values), as in Caffe."""
+    """Load weights (a .caffemodel path, a CaffeModel, {layer name: [arrays]}, or None: the
+    prototxt's own blobs only) into a module built from `plan`, through
+    protoseg.weights.state_dict; returns the keys set. strict=False: layers missing on either
+    side are ignored (and keep their values), as in Caffe."""
     state = state_dict(plan, weights, strict=strict)
     own = model.state_dict()
     for key, value in state.items():
@@ -80,8 +79,10 @@ def load_weights(model: torch.nn.Module, plan: Plan, weights, *, strict: bool = 
 
 def check_shapes(model: fx.GraphModule, *args, seed: int = 0) -> tuple[int, list]:
     """Run the module (on random inputs in [0, 1) of the inferred shapes unless given) and compare
-    the shape of every value it computes with the inferred one. Returns (number of values
-    checked, [(node name, Caffe layer, inferred, executed)] for every mismatch)."""
+    the shape of every value it computes with the inferred one; for a value whose sizes depend on
+    the data (Plan.runtime: detections, proposals and what follows them) only the number of
+    axes. Returns (number of values checked, [(node name, Caffe layer, inferred, executed)] for
+    every mismatch)."""
     if not args:
         gen = torch.Generator().manual_seed(seed)
         args = tuple(torch.rand(s, generator=gen) for s in model.protoseg_input_shapes.values())
@@ -100,10 +101,17 @@ def check_shapes(model: fx.GraphModule, *args, seed: int = 0) -> tuple[int, list
             else:
                 return result
             checked += 1
-            if got != expected:
+            same = (_ranks(got) == _ranks(expected) if node.meta.get("protoseg_runtime")
+                    else got == expected)
+            if not same:
                 bad.append((node.name, node.meta.get("caffe_layer", ""), expected, got))
             return result
 
     with torch.no_grad():
         Recorder(model).run(*args)
     return checked, bad
+
+
+def _ranks(shape):
+    """The number of axes of a shape, or of each shape of a list."""
+    return [len(s) for s in shape] if isinstance(shape, list) else len(shape)

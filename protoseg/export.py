@@ -38,15 +38,17 @@ def export_module(prototxt=None, out_dir=".", weights=None, inputs: dict | None 
                   outputs=None, *, text: str | None = None, phase: str = "TEST", level: int = 0,
                   stages=(), strict: bool = True, optimize: bool = False) -> list[str]:
     """Plan a net and write its standalone module file into `out_dir` (with `weights`, a
-    .caffemodel path, also the safetensors file for it, checked first: a mismatch writes
-    nothing). optimize=True writes the inference mode's module (protoseg.optimize) and its
-    folded weights. Returns the paths written."""
+    .caffemodel path, or blobs in the prototxt, also the safetensors file for it, checked first:
+    a mismatch writes nothing). optimize=True writes the inference mode's module
+    (protoseg.optimize) and its folded weights. Returns the paths written."""
     if not isinstance(optimize, bool):
         raise TypeError(f"optimize must be True or False, not {optimize!r}")
     plan = plan_net(prototxt, inputs, outputs, text=text, phase=phase, level=level, stages=stages)
     if optimize:
         plan = optimize_plan(plan)
-    state = state_dict(plan, weights, strict=strict) if weights is not None else None
+    state = state_dict(plan, weights, strict=strict)
+    if weights is None and not state:   # no caffemodel, and no blobs in the prototxt
+        state = None
     def path(x):
         return x if isinstance(x, (str, os.PathLike)) else None
     return write_module(plan, out_dir, state, prototxt=path(prototxt), caffemodel=path(weights))

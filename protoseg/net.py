@@ -368,7 +368,6 @@ def _build_net(params: Msg, file: str, text: str, phase: str, level: int, stages
         raw_layers.insert(0, inp)
 
     from .layers import registry
-    reg = registry()
     layers, dropped, dropped_layers = [], [], []
     for lp in raw_layers:
         name, type_ = lp.get("name"), lp.get("type")
@@ -383,8 +382,8 @@ def _build_net(params: Msg, file: str, text: str, phase: str, level: int, stages
         layer_phase = lp.get("phase") if lp.has("phase") else phase
         layers.append(Layer(name, type_, list(lp.get("bottom")), list(lp.get("top")), lp, span,
                             layer_phase, format=fmt))
-    _check_types(layers, reg, file)
-    _wire(layers, reg, dropped_layers)
+    _check_types(layers, registry(), file)
+    _wire(layers, dropped_layers)
     return Net(params.get("name"), layers, file, text, phase, dropped, fmt, params)
 
 
@@ -422,14 +421,15 @@ def _fork_of(layer: Layer) -> str | None:
     return None
 
 
-def _wire(layers: list, reg: dict, dropped: list = ()) -> None:
+def _wire(layers: list, dropped: list = ()) -> None:
     """Check bottom/top counts and producers; assign SSA values (Caffe's blob versioning)."""
+    from .layers import spec_of
     current: dict[str, str] = {}        # blob name -> current value name
     used: set = set()
     producer: dict[str, Layer] = {}      # blob name -> last writer
     reader: dict[str, Layer] = {}        # value -> the first layer that reads it
     for i, l in enumerate(layers):
-        spec = reg[l.type]
+        spec = spec_of(l)
         if spec.auto_tops and len(l.tops) < spec.tops[0]:
             # net.cpp: layers with AutoTopBlobs() get anonymous tops up to their minimum.
             l.tops = l.tops + ["(automatic)"] * (spec.tops[0] - len(l.tops))

@@ -30,7 +30,8 @@ import sys
 from dataclasses import dataclass, field
 
 from .errors import GraphError, ProtosegError, ResourceError, UnsupportedLayerError
-from .layers import Call, LowerContext, ShapeContext, registry
+from .layers import Call, LowerContext, ShapeContext, spec_of
+from .layers.python_layer import register_hint
 from .net import SUPPORTED, Layer, Net, load_net
 from .shapes import Shapes, infer_shapes
 from .text import did_you_mean, fmt_shape, human_bytes
@@ -182,6 +183,9 @@ class Plan:
     class_name: str
     file_stem: str
     var_shapes: dict = field(default_factory=dict)   # var -> shape
+    runtime: set = field(default_factory=set)   # vars whose sizes depend on the values (the
+    # tops of a DetectionOutput or a proposal layer, and what is computed from them): their
+    # shapes here are Caffe's set-up shapes
     channels_last: bool = False  # run in torch.channels_last (protoseg.optimize)
 
     @property
@@ -315,7 +319,6 @@ class _Selection:
 
 def _select(net: Net, outputs) -> _Selection:
     """Which layers and inputs the module keeps; needs no shapes."""
-    reg = registry()
     dropped: list = []
     inputs: list = []            # (blob, value, layer)
     sources: list = []
@@ -323,7 +326,7 @@ def _select(net: Net, outputs) -> _Selection:
     producer: dict = {}          # value -> ("input" | "kept" | "dropped", layer)
 
     for layer in net.layers:
-        spec = reg[layer.type]
+        spec = spec_of(layer)
         if spec.source and not layer.bottoms:
             sources.append(layer)
             for blob, value in zip(layer.tops, layer.top_values):
@@ -385,7 +388,7 @@ def _select(net: Net, outputs) -> _Selection:
     # -- what cannot be lowered whatever the shapes
     problems = []
     for layer in layers:
-        spec = reg[layer.type]
+        spec = spec_of(layer)
         for b, v in zip(layer.bottoms, layer.bottom_values):
             kind, src = producer.get(v, ("", None))
             if kind == "dropped":
@@ -393,9 +396,11 @@ def _select(net: Net, outputs) -> _Selection:
                                         f"which is left out (no inference lowering)"))
         if spec.source:
             problems.append((layer, "a Python layer with bottoms runs Python code of its own "
-                                    "(python_param module/layer), which protoseg cannot compile"))
+                                    "(python_param module/layer), which protoseg cannot compile; "
+                                    + register_hint(layer)))
         elif spec.lower is None:
-            problems.append((layer, f"no PyTorch lowering for layer type {layer.type}"))
+            problems.append((layer, f"no PyTorch lowering for layer type {layer.type}"
+                                    + (f": {spec.uncompiled}" if spec.uncompiled else "")))
     blocked = {id(l) for l, _ in problems}
     bad_values = set()
     for layer in layers:
@@ -411,10 +416,9 @@ def _select(net: Net, outputs) -> _Selection:
 def _infer_kept(net: Net, sel: _Selection, inputs: dict) -> Shapes:
     """infer_shapes over the data layers and the kept layers that can be lowered. Data-layer tops
     the module does not use get a dummy shape when the net does not give one."""
-    reg = registry()
     used = {v for _, v, _ in sel.inputs}
     for layer in sel.sources:
-        spec = reg[layer.type]
+        spec = spec_of(layer)
         try:
             given = spec.shape(ShapeContext(layer, spec), [])
         except ProtosegError:
@@ -425,7 +429,7 @@ def _infer_kept(net: Net, sel: _Selection, inputs: dict) -> Shapes:
     kept = [l for l in net.layers if l in sel.sources
             or (id(l) not in sel.blocked and any(l is k for k in sel.layers))]
     for layer in net.layers:        # --input for a top of a Python layer that is not compiled
-        if id(layer) in sel.blocked and reg[layer.type].source:
+        if id(layer) in sel.blocked and spec_of(layer).source:
             for blob in layer.tops:
                 inputs.pop(blob, None)
     sub = Net(net.name, kept, net.file, net.text, net.phase, list(net.dropped), net.format,
@@ -439,7 +443,6 @@ def _infer_kept(net: Net, sel: _Selection, inputs: dict) -> Shapes:
 
 
 def _lower(net: Net, shapes: Shapes, sel: _Selection) -> Plan:
-    reg = registry()
     layer_shapes = {id(ls.layer): ls for ls in shapes.layers}
     problems = list(sel.problems)
 
@@ -452,7 +455,7 @@ def _lower(net: Net, shapes: Shapes, sel: _Selection) -> Plan:
         if id(layer) in sel.blocked:
             continue
         ls = layer_shapes[id(layer)]
-        spec = reg[layer.type]
+        spec = spec_of(layer)
         inplace = bool(layer.in_place and layer.in_place[0] and layer.bottom_values
                        and fresh.get(layer.bottom_values[0], False))
         ctx = LowerContext(layer, spec, ls.bottoms, ls.tops, ls.conf, inplace)
@@ -509,9 +512,13 @@ def _lower(net: Net, shapes: Shapes, sel: _Selection) -> Plan:
         steps.append(Step(layer, attr, call, ctx, [var[v] for v in layer.bottom_values], outs,
                           inplace, packed))
     var_shapes = {var[v]: tuple(s) for v, s in shapes.values.items() if v in var}
+    runtime: set = set()
+    for step in steps:
+        if step.ctx.spec.dynamic or runtime & set(step.inputs):
+            runtime.update(step.outputs)
     _share_params(steps)
     return Plan(net, shapes, plan_inputs, steps, [(b, var[v]) for b, v in sel.outputs],
-                sel.dropped, class_name, _file_stem(net), var_shapes)
+                sel.dropped, class_name, _file_stem(net), var_shapes, runtime)
 
 
 def _share_params(steps: list) -> None:

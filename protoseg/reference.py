@@ -11,7 +11,7 @@ import os
 from abc import ABC, abstractmethod
 
 from .errors import ToolError
-from .layers import registry
+from .layers import spec_of
 
 __all__ = ["Reference", "OpenCV", "INSTALL_OPENCV"]
 
@@ -91,10 +91,9 @@ class OpenCV(Reference):
         it does not have is left out (its tops are then not given)."""
         cv_layers = [(name, cv_net.getLayer(cv_net.getLayerId(name)).type)
                      for name in cv_net.getLayerNames()]
-        reg = registry()
         matched, j = [], 0
         for i, layer in enumerate(net.layers):
-            if reg[layer.type].source:
+            if spec_of(layer).source:
                 continue
             names = {layer.name, *layer.tops[:1]}
             k = next((k for k in range(j, len(cv_layers))

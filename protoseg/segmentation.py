@@ -24,14 +24,13 @@ written together (protoseg.files.Outputs): all of them, or none.
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import InputError, ProtosegError
+from .errors import InputError
 from .files import Outputs, make_folder
 from .images import ImageError, image_size, read_image, write_label_png, write_overlay
 
@@ -84,10 +83,9 @@ def _mean_of_file(path) -> tuple:
 
 def _image_layer(net):
     """The data layer whose first top is the image input (the first layer without bottoms)."""
-    from .layers import registry
-    reg = registry()
+    from .layers import spec_of
     for layer in net.layers:
-        if not layer.bottoms and reg[layer.type].source and layer.tops:
+        if not layer.bottoms and spec_of(layer).source and layer.tops:
             return layer
     raise InputError(f"{net.file}: the net has no input or data layer to feed the image to")
 

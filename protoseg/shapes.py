@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import InputError, ProtosegError, ShapeError
-from .layers import ShapeContext, registry
+from .layers import ShapeContext, spec_of
+from .layers.python_layer import register_hint
 from .layers.geometry import INT_MAX
 from .net import Net
 from .text import fmt_shape
@@ -98,12 +99,11 @@ def source_shapes(net: Net, inputs: dict | None = None) -> dict:
     blob name) where given, else from the layer's params; an error names the blobs that have
     neither."""
     inputs = _check_inputs(inputs)
-    reg = registry()
     sources = {}        # value name -> shape, for data-layer tops
     missing = []        # (blob, layer)
     source_blobs = set()
     for layer in net.layers:
-        spec = reg[layer.type]
+        spec = spec_of(layer)
         if not spec.source:
             continue
         ctx = ShapeContext(layer, spec)
@@ -128,8 +128,11 @@ def source_shapes(net: Net, inputs: dict | None = None) -> dict:
     if missing:
         lines = ", ".join(f"'{b}' (layer '{l.name}', {l.type})" for b, l in missing)
         example = " ".join(f"--input {b}=N,C,H,W" for b, _ in missing)
+        python = [l for _, l in missing if l.type == "Python" and l.bottoms]
         raise InputError(f"the shapes of these blobs are not given by the net and must be given "
-                         f"with --input: {lines}", span=missing[0][1].span, hint=f"e.g. {example}")
+                         f"with --input: {lines}", span=missing[0][1].span, hint=f"e.g. {example}"
+                         + (f"; or, for Python layer '{python[0].name}', {register_hint(python[0])}"
+                            if python else ""))
     return sources
 
 
@@ -160,14 +163,13 @@ def infer_shapes(net: Net, inputs: dict | None = None) -> Shapes:
     if not isinstance(net, Net):
         raise TypeError(f"infer_shapes takes a Net (from load_net), not {type(net).__name__}")
     inputs = _check_inputs(inputs)
-    reg = registry()
     sources = source_shapes(net, inputs)
     values: dict = {}
     out = []
     net_inputs = {}
-    hint = _batch_hint(net, reg, inputs, sources)
+    hint = _batch_hint(net, inputs, sources)
     for layer in net.layers:
-        spec = reg[layer.type]
+        spec = spec_of(layer)
         bottoms = [values[v] for v in layer.bottom_values]
         if spec.source:
             ctx = ShapeContext(layer, spec)
@@ -205,11 +207,11 @@ def _check_top(ctx, top: str, shape: tuple, bottoms: list) -> None:
             f"hold at most INT_MAX = {INT_MAX:,} (Blob::Reshape refuses more)"))
 
 
-def _batch_hint(net: Net, reg, inputs: dict, sources: dict) -> str | None:
+def _batch_hint(net: Net, inputs: dict, sources: dict) -> str | None:
     """When --input changes the batch of some tops of a data layer and not of the others (data
     but not label), a later shape error most likely comes from that: say so."""
     for layer in net.layers:
-        if not reg[layer.type].source:
+        if not spec_of(layer).source:
             continue
         given = [(b, sources[v]) for b, v in zip(layer.tops, layer.top_values) if b in inputs]
         kept = [(b, sources[v]) for b, v in zip(layer.tops, layer.top_values)

@@ -31,9 +31,9 @@ from .errors import ProtosegError, WeightsError
 from .files import Outputs
 from .optimize import fold_state
 from .plan import Plan, plan_net
-from .text import plural
+from .text import fmt_shape, plural
 
-__all__ = ["state_dict", "write_state_dict", "metadata", "port"]
+__all__ = ["state_dict", "embedded_blobs", "write_state_dict", "metadata", "port"]
 
 
 def _layers_of(weights):
@@ -50,6 +50,34 @@ def _layers_of(weights):
         return {name: (None, list(blobs)) for name, blobs in weights.items()}, "the weights"
     raise TypeError(f"weights must be a .caffemodel path, a CaffeModel or {{layer name: [arrays]}}, "
                     f"not {type(weights).__name__}")
+
+
+def embedded_blobs(net) -> dict:
+    """{layer name: (type, [Blob])} for the layers whose prototxt entry holds blobs (`blobs { shape
+    { dim: 2 } data: 0.5 data: 1 }`): Caffe's Layer constructor loads them as the layer's
+    parameters (Blob::FromProto: num/channels/height/width when any is given, else shape;
+    double_data when given, else data), and a caffemodel layer of the same name replaces them."""
+    import numpy as np
+
+    from .caffemodel import Blob
+    out = {}
+    for layer in net.layers:
+        blobs = []
+        for i, proto in enumerate(layer.params.get("blobs")):
+            legacy = any(proto.has(k) for k in ("num", "channels", "height", "width"))
+            shape = (tuple(proto.get(k) for k in ("num", "channels", "height", "width")) if legacy
+                     else tuple(proto.get("shape").get("dim")))
+            doubles = proto.get("double_data")
+            values = doubles or proto.get("data")
+            if any(d < 0 for d in shape) or len(values) != math.prod(shape):
+                raise WeightsError(f"blob {i} of the prototxt: shape {fmt_shape(shape)} needs "
+                                   f"{math.prod(shape)} values, it holds {len(values)}", span=proto.span,
+                                   kind="mismatch").locate(layer.span, layer.name, layer.type)
+            data = np.array(values, np.float64 if doubles else np.float32).reshape(shape)
+            blobs.append(Blob(data=data, shape=shape, legacy=legacy))
+        if blobs:
+            out[layer.name] = (layer.type, blobs)
+    return out
 
 
 def _expected_text(step) -> str | None:
@@ -137,24 +165,30 @@ def _filled(step) -> list | None:
     return blobs
 
 
-def state_dict(plan: Plan, weights, *, strict: bool = True) -> dict:
+def state_dict(plan: Plan, weights=None, *, strict: bool = True) -> dict:
     """{'<attr>.<parameter>': float32 ndarray} for `plan` from `weights` (a .caffemodel path, a
-    caffemodel.CaffeModel, or {layer name: [arrays]}). Raises one WeightsError listing every
-    mismatch. strict=False does what Caffe does: layers missing on either side are ignored."""
+    caffemodel.CaffeModel, or {layer name: [arrays]}) and, for the layers they lack, the blobs the
+    prototxt holds (`embedded_blobs`; weights None: those only, and no layer counts as missing).
+    Raises one WeightsError listing every mismatch. strict=False does what Caffe does: layers
+    missing on either side are ignored."""
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be a protoseg Plan, not {type(plan).__name__}")
-    layers, source = _layers_of(weights)
+    layers, source = _layers_of(weights) if weights is not None else ({}, "the prototxt")
+    strict = strict and weights is not None
+    embedded = embedded_blobs(plan.net)
     errors: list[ProtosegError] = []
     shared = _shared_values(plan, layers, source, strict, errors)
     out: dict = {}
     for step in (s for t in plan.steps for s in (t, *t.folded)):   # folded: protoseg.optimize
         layer, spec = step.layer, step.ctx.spec
-        type_blobs = layers.get(layer.name)
+        type_blobs, origin = layers.get(layer.name), source
+        if type_blobs is None and layer.name in embedded:
+            type_blobs, origin = embedded[layer.name], "the prototxt"
         blobs = type_blobs[1] if type_blobs else []
         if spec.weights is None:
             if blobs:
                 errors.append(WeightsError(
-                    f"{source}: {plural(len(blobs), 'blob')} given for a {layer.type} layer, which "
+                    f"{origin}: {plural(len(blobs), 'blob')} given for a {layer.type} layer, which "
                     f"has no parameters", kind="mismatch").locate(layer.span, layer.name, layer.type))
             continue
         blobs = _with_shared(step, blobs, shared) or _filled(step) or []
@@ -168,7 +202,7 @@ def state_dict(plan: Plan, weights, *, strict: bool = True) -> dict:
         try:
             mapped = spec.weights(step.ctx, blobs)
         except ProtosegError as e:
-            e.message = f"{source}: {e.message}"
+            e.message = f"{origin}: {e.message}"
             e.kind = e.kind or "mismatch"
             errors.append(e.locate(layer.span, layer.name, layer.type))
             continue
@@ -192,8 +226,9 @@ def state_dict(plan: Plan, weights, *, strict: bool = True) -> dict:
         parts = ", ".join(f"{n} {words[k]}" for k, n in counts.items() if n)
         hint = ("layers are matched by name; pass --no-strict to ignore extra layers"
                 if counts["extra"] > 1 else None)
-        err = WeightsError.group(errors, f"{len(errors)} weight problems ({parts}) between "
-                                         f"{source} and {plan.net.file}:")
+        where = f"between {source} and" if weights is not None else "in the blobs of"
+        err = WeightsError.group(errors, f"{len(errors)} weight problems ({parts}) {where} "
+                                         f"{plan.net.file}:")
         if err.errors:
             err.hint = hint
         raise err

@@ -18,8 +18,10 @@ A `Job` is one net: prototxt text (or a path), input arrays, and what to do with
   layer that has fillers (msra for weights, N(0, 0.1) for biases, N(1, 0.2) for Scale / Normalize
   / BN slopes, N(0.25, 0.1) for PReLU) and Caffe fills them at construction (caffe.set_random_seed);
   the running statistics no filler touches (BatchNorm mean / variance / factor, BN mean /
-  variance) get seeded random values; then `net.save(save)` writes the caffemodel, and with
-  `save_v1` the same blobs are also written in the legacy V1 `layers` form (see `_write_v1`).
+  variance) get seeded random values; `scale_weights` {layer: factor} then multiplies the first
+  blob of those layers (an SSD net's class-score heads, so that detections pass its confidence
+  threshold); then `net.save(save)` writes the caffemodel, and with `save_v1` the same blobs are
+  also written in the legacy V1 `layers` form (see `_write_v1`).
 
 The result (`Result`) has the text Caffe ran, every layer (name, type, bottoms, tops), every
 blob's shape, the data of the output blobs (or of every blob with `all_blobs`), the parameter
@@ -60,6 +62,7 @@ class Job:
     weights: str | None = None
     deploy: bool = False
     fill_seed: int | None = None
+    scale_weights: dict = field(default_factory=dict)     # {layer: factor}, after the fill
     save: str | None = None
     save_v1: str | None = None
     stages: tuple = ()
@@ -206,6 +209,19 @@ def compare(got, want, what: str, rel: float, exact: bool = False, atol: float =
     assert diff <= rel * ref + atol, (f"{what}: max|diff| {diff:.3e} > {rel:g} * max|Caffe| {ref:.3e} + {atol:g} "
                                       f"(relative {diff / ref if ref else math.inf:.3e})")
     return diff / ref if ref else 0.0
+
+
+def compare_detections(got, want, what: str, rel: float, exact_scores: bool = False) -> float:
+    """A DetectionOutput top (1, 1, N, 7) against Caffe's: the same detections in the same order
+    (image and label bit for bit), the scores bit for bit with `exact_scores` (they are copied
+    from the input) else within `rel`, the boxes within `rel` (glibc's expf and the correctly
+    rounded exp protoseg uses differ in the last bit for about 1 value in 1600). Returns the
+    boxes' max|got - want| / max|want|."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, f"{what}: {got.shape} detections, Caffe {want.shape}"
+    np.testing.assert_array_equal(got[..., :2], want[..., :2], err_msg=f"{what}: image and label, in order")
+    compare(got[..., 2], want[..., 2], f"{what}: scores", rel, exact_scores)
+    return compare(got[..., 3:], want[..., 3:], f"{what}: boxes", rel)
 
 
 def _job_stderr(stderr: str, index: int) -> str:
@@ -432,6 +448,8 @@ def _run_job(tmp: Path, spec: dict) -> dict:
                     **({"weights": spec["weights"]} if spec["weights"] else {}))
     if spec["fill_seed"] is not None:
         _fill_statistics(net, np.random.RandomState(spec["fill_seed"]))
+    for name, factor in spec["scale_weights"].items():
+        net.params[name][0].data[...] *= factor
     if spec["save"]:
         net.save(spec["save"])
         if spec["save_v1"]:

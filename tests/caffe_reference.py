@@ -164,3 +164,156 @@ def caffe_lrn(x, n, alpha, beta, k, region="ACROSS_CHANNELS"):
                 s = sq[:, :, max(0, i - h):i + h + 1, max(0, j - h):j + h + 1].sum(axis=(2, 3))
                 out[:, :, i, j] = x64[:, :, i, j] * (1 + alpha / n ** 2 * s) ** -beta
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the layers of the forks: ROIPooling, PSROIPooling, STOCHASTIC pooling at TEST, and
+# py-faster-rcnn's proposal layer
+
+f32 = np.float32
+
+
+def c_round(v) -> int:
+    """C's round(): half away from zero (Python's round() rounds half to even)."""
+    return int(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
+
+
+def fma32(a, b, c):
+    """a * b + c rounded once to float32: what nvcc's default contraction makes of the CUDA
+    kernels' `a * b + c` (the exact product fits a double)."""
+    return f32(np.float64(a) * np.float64(b) + np.float64(c))
+
+
+def caffe_roi_pool(x, rois, pooled_h, pooled_w, spatial_scale):
+    """ROIPoolingLayer::Forward_cpu (caffe-fast-rcnn roi_pooling_layer.cpp)."""
+    n, c, height, width = x.shape
+    top = np.full((len(rois), c, pooled_h, pooled_w), -FLT_MAX, np.float32)
+    for r, roi in enumerate(rois.astype(np.float32)):
+        batch = int(roi[0])
+        start_w, start_h, end_w, end_h = (c_round(v * f32(spatial_scale)) for v in roi[1:])
+        roi_h, roi_w = max(end_h - start_h + 1, 1), max(end_w - start_w + 1, 1)
+        bin_h, bin_w = f32(roi_h) / f32(pooled_h), f32(roi_w) / f32(pooled_w)
+        for ph in range(pooled_h):
+            for pw in range(pooled_w):
+                hs = min(max(int(math.floor(f32(ph) * bin_h)) + start_h, 0), height)
+                he = min(max(int(math.ceil(f32(ph + 1) * bin_h)) + start_h, 0), height)
+                ws = min(max(int(math.floor(f32(pw) * bin_w)) + start_w, 0), width)
+                we = min(max(int(math.ceil(f32(pw + 1) * bin_w)) + start_w, 0), width)
+                if he <= hs or we <= ws:
+                    top[r, :, ph, pw] = 0
+                for h in range(hs, he):
+                    for w in range(ws, we):
+                        value = x[batch, :, h, w]
+                        top[r, :, ph, pw] = np.where(value > top[r, :, ph, pw], value, top[r, :, ph, pw])
+    return top
+
+
+def caffe_psroi_pool(x, rois, output_dim, group_size, spatial_scale):
+    """PSROIPoolingForward (R-FCN psroi_pooling_layer.cu), one output at a time."""
+    n, c, height, width = x.shape
+    scale = f32(spatial_scale)
+    top = np.zeros((len(rois), output_dim, group_size, group_size), np.float32)
+    for r, roi in enumerate(rois.astype(np.float32)):
+        batch = int(roi[0])
+        start_w, start_h = f32(c_round(roi[1])) * scale, f32(c_round(roi[2])) * scale
+        end_w, end_h = f32(c_round(roi[3]) + 1.0) * scale, f32(c_round(roi[4]) + 1.0) * scale
+        roi_w = f32(max(float(end_w - start_w), 0.1))
+        roi_h = f32(max(float(end_h - start_h), 0.1))
+        bin_h, bin_w = roi_h / f32(group_size), roi_w / f32(group_size)
+        for ctop in range(output_dim):
+            for ph in range(group_size):
+                for pw in range(group_size):
+                    hs = min(max(int(math.floor(fma32(ph, bin_h, start_h))), 0), height)
+                    ws = min(max(int(math.floor(fma32(pw, bin_w, start_w))), 0), width)
+                    he = min(max(int(math.ceil(fma32(ph + 1, bin_h, start_h))), 0), height)
+                    we = min(max(int(math.ceil(fma32(pw + 1, bin_w, start_w))), 0), width)
+                    channel = (ctop * group_size + ph) * group_size + pw
+                    total = f32(0)
+                    for h in range(hs, he):
+                        for w in range(ws, we):
+                            total = f32(total + x[batch, channel, h, w])
+                    area = f32((he - hs) * (we - ws))
+                    top[r, ctop, ph, pw] = 0 if he <= hs or we <= ws else total / area
+    return top
+
+
+def caffe_stochastic_pool_test(x, kernel, stride, ceil=True):
+    """StoPoolForwardTest (pooling_layer.cu): sum(x * x) / sum(x) over each window, the sum
+    starting at FLT_MIN."""
+    (kh, kw), (sh, sw) = kernel, stride
+    n, c, height, width = x.shape
+    oh, ow = caffe_pooled(height, kh, sh, 0, ceil), caffe_pooled(width, kw, sw, 0, ceil)
+    top = np.zeros((n, c, oh, ow), np.float32)
+    for i, j in np.ndindex(n, c):
+        for ph in range(oh):
+            for pw in range(ow):
+                total, squares = f32(np.finfo(np.float32).tiny), f32(0)
+                for h in range(ph * sh, min(ph * sh + kh, height)):
+                    for w in range(pw * sw, min(pw * sw + kw, width)):
+                        v = x[i, j, h, w]
+                        total = f32(total + v)
+                        squares = fma32(v, v, squares)
+                top[i, j, ph, pw] = squares / total
+    return top
+
+
+def rpn_anchors(scales, base_size=16, ratios=(0.5, 1, 2)):
+    """py-faster-rcnn's generate_anchors: per ratio, a box of the base box's area (width and
+    height rounded half to even, as np.round), then scaled about its centre; (A, 4) float64."""
+    base = np.array([0, 0, base_size - 1, base_size - 1], np.float64)
+    w, h = base[2] - base[0] + 1, base[3] - base[1] + 1
+    cx, cy = base[0] + 0.5 * (w - 1), base[1] + 0.5 * (h - 1)
+    out = []
+    for ratio in ratios:
+        rw = np.round(np.sqrt(w * h / ratio))
+        rh = np.round(rw * ratio)
+        for s in scales:
+            sw, sh = rw * s, rh * s
+            out.append([cx - 0.5 * (sw - 1), cy - 0.5 * (sh - 1), cx + 0.5 * (sw - 1), cy + 0.5 * (sh - 1)])
+    return np.array(out)
+
+
+def rpn_proposals(scores, deltas, im_info, feat_stride, scales=(8, 16, 32), pre_nms=6000, post_nms=300,
+                  nms_thresh=0.7, min_size=16):
+    """ProposalLayer.forward (lib/rpn/proposal_layer.py) in numpy float32, with py_cpu_nms; the
+    sorts are argsort()[::-1] with a stable argsort. Returns (rois (R, 5), scores (R, 1))."""
+    anchors = rpn_anchors(scales)
+    a = len(anchors)
+    height, width = scores.shape[-2:]
+    sx, sy = np.meshgrid(np.arange(width) * feat_stride, np.arange(height) * feat_stride)
+    shifts = np.stack([sx.ravel(), sy.ravel(), sx.ravel(), sy.ravel()], 1)
+    boxes = (anchors[None] + shifts[:, None]).reshape(-1, 4).astype(np.float32)
+    d = deltas.transpose(0, 2, 3, 1).reshape(-1, 4)
+    fg = scores[:, a:].transpose(0, 2, 3, 1).reshape(-1)
+    widths = boxes[:, 2] - boxes[:, 0] + f32(1)
+    heights = boxes[:, 3] - boxes[:, 1] + f32(1)
+    cx = d[:, 0] * widths + (boxes[:, 0] + f32(0.5) * widths)
+    cy = d[:, 1] * heights + (boxes[:, 1] + f32(0.5) * heights)
+    w, h = np.exp(d[:, 2]) * widths, np.exp(d[:, 3]) * heights
+    props = np.stack([cx - f32(0.5) * w, cy - f32(0.5) * h, cx + f32(0.5) * w, cy + f32(0.5) * h], 1)
+    info = im_info[0]
+    limit = np.array([info[1], info[0], info[1], info[0]], np.float32) - f32(1)
+    props = np.maximum(np.minimum(props, limit), f32(0))
+    least = f32(min_size * np.float64(info[2]))
+    keep = ((props[:, 2] - props[:, 0] + f32(1) >= least) & (props[:, 3] - props[:, 1] + f32(1) >= least))
+    props, fg = props[keep], fg[keep]
+    order = np.argsort(fg, kind="stable")[::-1]
+    if pre_nms > 0:
+        order = order[:pre_nms]
+    props, fg = props[order], fg[order]
+    # py_cpu_nms
+    areas = (props[:, 2] - props[:, 0] + f32(1)) * (props[:, 3] - props[:, 1] + f32(1))
+    order, kept = np.argsort(fg, kind="stable")[::-1], []
+    while order.size:
+        i = order[0]
+        kept.append(i)
+        rest = order[1:]
+        iw = np.maximum(f32(0), np.minimum(props[i, 2], props[rest, 2]) - np.maximum(props[i, 0], props[rest, 0]) + f32(1))
+        ih = np.maximum(f32(0), np.minimum(props[i, 3], props[rest, 3]) - np.maximum(props[i, 1], props[rest, 1]) + f32(1))
+        inter = iw * ih
+        overlap = inter / (areas[i] + areas[rest] - inter)
+        order = rest[overlap <= f32(nms_thresh)]
+    if post_nms > 0:
+        kept = kept[:post_nms]
+    rois = np.concatenate([np.zeros((len(kept), 1), np.float32), props[kept]], 1)
+    return rois, fg[kept, None]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -236,6 +237,53 @@ def _other_cases():
         yield C(f"priorbox-{id_}", L("PriorBox", f"prior_box_param {{ {param} }}", bottoms=("f", "img")), img)
 
 
+def _detection_inputs(id_: str, batch: int, priors: int, classes: int, loc_classes: int = 1,
+                      levels: int | None = None) -> dict:
+    """Seeded SSD bottoms: P prior boxes (centres in [0.1, 0.9], sides in [0.05, 0.5], overlapping
+    enough for NMS to matter) with variances (0.1, 0.1, 0.2, 0.2); box predictions in [-1, 1);
+    scores in [0, 1), or in `levels` steps (many equal scores: the tie rules decide)."""
+    rng = np.random.default_rng(zlib.crc32(id_.encode()))
+    centre, side = rng.uniform(0.1, 0.9, (priors, 2)), rng.uniform(0.05, 0.5, (priors, 2))
+    boxes = np.concatenate([centre - side / 2, centre + side / 2], 1)
+    prior = np.stack([boxes.ravel(), np.tile([0.1, 0.1, 0.2, 0.2], priors)])[None]
+    conf = rng.uniform(0, 1, (batch, priors * classes))
+    if levels:
+        conf = np.floor(conf * levels) / levels
+    return {"loc": rng.uniform(-1, 1, (batch, priors * loc_classes * 4)).astype(np.float32),
+            "conf": conf.astype(np.float32), "prior": prior.astype(np.float32)}
+
+
+DETECTION_CASES = [   # id, detection_output_param, batch, priors, classes, loc classes, score levels
+    ("center-size-top-k-keep-top-k", "num_classes: 6 code_type: CENTER_SIZE confidence_threshold: 0.3 "
+     "nms_param { nms_threshold: 0.45 top_k: 15 } keep_top_k: 30", 1, 60, 6, 1, None),
+    # scores 0, .25, .5, .75: stable_sort keeps equal scores in prior order, and the keep_top_k
+    # cut goes through a group of equal scores (std::sort's order)
+    ("ties-keep-top-k-std-sort", "num_classes: 5 code_type: CENTER_SIZE confidence_threshold: 0.3 "
+     "nms_param { nms_threshold: 0.45 top_k: 30 } keep_top_k: 25", 1, 80, 5, 1, 4),
+    ("corner-variance-in-target-batch2", "num_classes: 4 code_type: CORNER variance_encoded_in_target: true "
+     "confidence_threshold: 0.5 nms_param { nms_threshold: 0.3 } keep_top_k: 40", 2, 40, 4, 1, None),
+    ("corner-size-per-class-no-background", "num_classes: 3 share_location: false background_label_id: -1 "
+     "code_type: CORNER_SIZE confidence_threshold: 0.4 nms_param { nms_threshold: 0.5 top_k: 20 }", 1, 30, 3, 3, None),
+    ("adaptive-nms-eta", "num_classes: 3 code_type: CENTER_SIZE confidence_threshold: 0.1 "
+     "nms_param { nms_threshold: 0.8 eta: 0.8 top_k: 40 }", 1, 60, 3, 1, None),
+    ("no-confidence-threshold-background-2", "num_classes: 3 background_label_id: 2 code_type: CENTER_SIZE "
+     "nms_param { nms_threshold: 0.45 top_k: 12 }", 1, 30, 3, 1, None),
+    ("nothing-kept-batch2", "num_classes: 3 code_type: CENTER_SIZE confidence_threshold: 1 "
+     "nms_param { nms_threshold: 0.45 }", 2, 20, 3, 1, None),
+    ("keep-top-k-0", "num_classes: 3 code_type: CENTER_SIZE nms_param { nms_threshold: 0.45 } keep_top_k: 0",
+     1, 20, 3, 1, None),
+    # without nms_param SSD runs NMS with its defaults; the reference's fork skips NMS (DIFFERS)
+    ("no-nms-param", "num_classes: 3 code_type: CENTER_SIZE confidence_threshold: 0.5", 1, 30, 3, 1, None),
+]
+
+
+def _detection_cases():
+    for id_, param, batch, priors, classes, loc_classes, levels in DETECTION_CASES:
+        id_ = f"detection-output-{id_}"
+        yield C(id_, L("DetectionOutput", f"detection_output_param {{ {param} }}", bottoms=("loc", "conf", "prior")),
+                _detection_inputs(id_, batch, priors, classes, loc_classes, levels))
+
+
 # the reference Caffe (brocolli-caffe 9.0.2) cannot run these cases: what in the case body it lacks
 NOT_IN_REFERENCE = {
     'type: "Interp"': "the reference Caffe has no Interp layer (DeepLab's)",
@@ -264,9 +312,13 @@ DIFFERS = {
        for id_ in ("in-place-on-reshape-top-rewrites-bottom", "in-place-on-flatten-top-rewrites-bottom",
                    "in-place-on-split-top-rewrites-other-top")},
     "conv-axis2": ("protoseg cannot compile a Convolution with axis: 2; Caffe runs it", UnsupportedLayerError),
+    "detection-output-no-nms-param": ("without nms_param the reference's fork (brocolli-caffe) keeps every box "
+                                      "(no NMS, no confidence threshold); SSD's DetectionOutput, which protoseg "
+                                      "follows, runs NMS with nms_param's defaults (threshold 0.3)", AssertionError),
 }
 
-GRID = [*_pool_grid(), *_conv_grid(), *_deconv_grid(), *_ip_grid(), *_neuron_cases(), *_other_cases()]
+GRID = [*_pool_grid(), *_conv_grid(), *_deconv_grid(), *_ip_grid(), *_neuron_cases(), *_other_cases(),
+        *_detection_cases()]
 OPENCV_CASES = [p.values[0] for p in [*CV_CASES, *HAND_CASES, *REFERENCE_CHECKS]]
 # one case per id (test_opencv.py checks conv-k3-pad1-on-1x1-map twice: batch 1 against OpenCV,
 # batch 2 by hand): the first one
@@ -324,5 +376,30 @@ def test_layer_matches_caffe(case: Case, caffe_results):
     caffe_ref.assert_same_net(r, infer_shapes(load_net(text=text, file=case.id)))
     got = run_protoseg(text, caffemodel, inputs, case.blobs)
     exact = all(ly[1] in EXACT_TYPES or (ly[1] == "Pooling" and "pool: MAX" in text) for ly in r.user_layers)
+    made_by = {top: ly[1] for ly in r.user_layers for top in ly[3]}
     for blob in case.blobs:
-        caffe_ref.compare(got[blob], r.data[blob], f"{case.id}: {blob}", REL, exact)
+        if made_by[blob] == "DetectionOutput":
+            caffe_ref.compare_detections(got[blob], r.data[blob], f"{case.id}: {blob}", REL, exact_scores=True)
+        else:
+            caffe_ref.compare(got[blob], r.data[blob], f"{case.id}: {blob}", REL, exact)
+
+
+# Layers whose forward Caffe implements for the GPU only: the CPU-only reference sets them up
+# (every shape must equal protoseg's) and stops in Forward_cpu ("Not Implemented Yet"); their
+# numerics are checked against the CUDA kernels transcribed in tests/caffe_reference.py
+# (test_numerics.py).
+GPU_ONLY = [
+    C("psroi-pooling-gpu-only", L("PSROIPooling", "psroi_pooling_param { spatial_scale: 0.25 output_dim: 2 "
+                                  "group_size: 3 }", bottoms=("x", "rois")),
+      {"x": (2, 18, 6, 7), "rois": np.array([[0, 1, 1, 20, 20], [1, 0, 4, 9, 9], [0, 3, 3, 4, 4]], np.float32)}),
+    C("pooling-STOCHASTIC-gpu-only", pool("pool: STOCHASTIC kernel_size: 3 stride: 2"), {"x": R((1, 2, 7, 8), 0, 2)}),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in GPU_ONLY])
+def test_gpu_only_layer_shapes_equal_caffe_and_its_cpu_forward_stops(case):
+    text, arrays, _ = case.build()
+    built, ran = caffe_ref.run([caffe_ref.Job("set-up", text, arrays, forward=False),
+                                caffe_ref.Job("forward", text, arrays)]).values()
+    caffe_ref.assert_same_net(built.check(), infer_shapes(load_net(text=text, file=case.id)))
+    assert ran.error is not None and "Not Implemented Yet" in ran.error, ran.error

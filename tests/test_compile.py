@@ -5,7 +5,6 @@ Layer arithmetic against Caffe's loops is in test_numerics.py.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -160,22 +159,23 @@ def test_output_from_a_loss_layer_is_refused():
 
 
 def test_every_layer_that_cannot_be_lowered_is_listed_at_once():
-    text = (_input("data", (1, 3, 8, 8)) + _input("rois", (2, 5))
-            + 'layer { name: "stoch" type: "Pooling" bottom: "data" top: "p" '
+    text = (_input("data", (1, 3, 8, 8))
+            + 'layer { name: "stoch" type: "Pooling" bottom: "data" top: "p" phase: TRAIN '
               'pooling_param { pool: STOCHASTIC kernel_size: 2 stride: 2 } }\n'
               'layer { name: "proposal" type: "Python" bottom: "p" top: "props" '
               'python_param { module: "m" layer: "L" } }\n'
-              'layer { name: "roi" type: "ROIPooling" bottom: "data" bottom: "rois" top: "r" '
-              'roi_pooling_param { pooled_h: 2 pooled_w: 2 } }\n'
-              'layer { name: "fc" type: "InnerProduct" bottom: "r" top: "fc" '
+              'layer { name: "crf" type: "MultiStageMeanfield" bottom: "data" bottom: "data" bottom: "data" '
+              'top: "q" multi_stage_meanfield_param { num_iterations: 2 } }\n'
+              'layer { name: "fc" type: "InnerProduct" bottom: "q" top: "fc" '
               'inner_product_param { num_output: 2 } }\n')
     with pytest.raises(UnsupportedLayerError) as info:
         compile_net(text=text, inputs={"props": (1, 4)})
     err = info.value
     assert [(n, t) for n, t, _ in err.layers] == [("stoch", "Pooling"), ("proposal", "Python"),
-                                                  ("fc", "InnerProduct")]
-    assert "cannot compile 3 layers" in str(err) and "STOCHASTIC" in str(err)
-    assert "comes from layer 'roi' (ROIPooling)" in str(err)
+                                                  ("crf", "MultiStageMeanfield")]
+    assert "cannot compile 3 layers" in str(err) and "STOCHASTIC pooling in the TRAIN phase" in str(err)
+    assert "register its class as layer type 'Python:m.L'" in str(err)
+    assert "MultiStageMeanfield: no (permutohedral-lattice filtering is not implemented)" in str(err)
 
 
 def test_prototxt_as_text_path_or_pathlike(tmp_path):
@@ -518,3 +518,37 @@ def test_corpus_net_runs_with_inferred_shapes(rel, inputs):
     model = compile_net(os.path.join(CORPUS, rel), inputs=inputs)
     checked, bad = check_shapes(model)
     assert bad == [] and checked > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# values whose sizes depend on the data: DetectionOutput's top and what is computed from it
+
+DETECT = (_input("loc", (1, 8)) + _input("conf", (1, 4)) + _input("prior", (1, 2, 8))
+          + 'layer { name: "det" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "prior" top: "det" '
+            'detection_output_param { num_classes: 2 nms_param { nms_threshold: 0.45 } } }\n'
+            'layer { name: "twice" type: "Power" bottom: "det" top: "twice" power_param { scale: 2 } }\n')
+
+
+def test_plan_marks_the_values_that_depend_on_the_data():
+    plan = plan_net(text=DETECT)
+    assert plan.runtime == {"det", "twice"}
+    assert plan.var_shapes["det"] == (1, 1, 1, 7)          # Caffe's set-up shape
+
+
+def test_check_shapes_takes_the_detection_count_from_the_run():
+    # two far-apart priors, both scored 0.9 for class 1: two detections, (1, 1, 2, 7)
+    model = compile_net(text=DETECT)
+    prior = torch.tensor([[[0, 0, 0.2, 0.2, 0.6, 0.6, 0.9, 0.9], [0.1] * 8]])
+    conf = torch.tensor([[0.1, 0.9, 0.1, 0.9]])
+    checked, bad = check_shapes(model, torch.zeros(1, 8), conf, prior)
+    assert (checked, bad) == (5, [])        # 3 inputs, det and twice
+    assert tuple(model(torch.zeros(1, 8), conf, prior).shape) == (1, 1, 2, 7)
+
+
+def test_check_shapes_still_compares_the_number_of_axes():
+    model = compile_net(text=DETECT)
+    for node in model.graph.nodes:
+        if node.name == "twice":
+            node.meta["tensor_meta"] = node.meta["tensor_meta"]._replace(shape=torch.Size((1, 7)))
+    checked, bad = check_shapes(model)
+    assert [(name, want) for name, _, want, _ in bad] == [("twice", (1, 7))]

@@ -140,11 +140,18 @@ COMPILES = {
     "segnet/segnet_inference.prototxt": img(360, 480),
     "segnet/bayesian_segnet_inference.prototxt": img(360, 480),
     "segnet/segnet_train.prototxt": img(360, 480),
-    # -- SSD (Normalize, Permute, Flatten, PriorBox, Concat; DetectionOutput is left out)
+    # -- SSD (Normalize, Permute, Flatten, PriorBox, Concat, DetectionOutput)
     "ssd/MobileNetSSD_deploy.prototxt": img(96),
     "ssd/MobileNetSSD_root_deploy.prototxt": img(96),
     "ssd/VGG_VOC0712_SSD_300x300_deploy.prototxt": img(300),
     "ssd/VGG_VOC0712_SSD_300x300_test.prototxt": img(300),
+    # -- Fast / Faster R-CNN, R-FCN (the proposal Python layer, ROIPooling, PSROIPooling): their
+    # own 224 x 224 input; the rois (their count is only known at run time) are checked for their
+    # number of axes
+    "faster_rcnn/voc_VGG16_faster_rcnn_end2end_test.prototxt": None,
+    "faster_rcnn/voc_ZF_faster_rcnn_end2end_test.prototxt": None,
+    "faster_rcnn/voc_VGG_CNN_M_1024_fast_rcnn_test.prototxt": None,
+    "faster_rcnn/rfcn_voc_ResNet-50_test_agnostic.prototxt": None,
 }
 
 # the slowest (about 2 s or more each on 2 cores: 360x480 SegNet, the 3-scale DeepLab-v2
@@ -164,39 +171,19 @@ SLOW_FILES = {
 STAGES = {"bvlc/mnist_autoencoder.prototxt": [("test-on-test",), ("test-on-train",)]}
 
 # Nets that cannot be compiled: the one UnsupportedLayerError, (layer, type, reason) per layer.
-PYTHON = ("a Python layer with bottoms runs Python code of its own (python_param module/layer), "
-          "which protoseg cannot compile")
-
-
-def _left_out(bottom, layer, type_):
-    return f"bottom '{bottom}' comes from layer '{layer}' ({type_}), which is left out (no inference lowering)"
+def _python(module: str, layer: str) -> str:
+    return ("a Python layer with bottoms runs Python code of its own (python_param module/layer), which "
+            f"protoseg cannot compile; register its class as layer type 'Python:{module}.{layer}' with its "
+            'shape rule and torch module (README, "A layer type of your own fork")')
 
 
 REFUSED = {
-    # Faster R-CNN: region proposals are a Python layer reading the RPN outputs; the box head
-    # reads ROIPooling, which has no lowering (left out at inference), so its fc6 cannot run
-    "faster_rcnn/voc_VGG16_faster_rcnn_end2end_test.prototxt": [
-        (461, "proposal", "Python", PYTHON),
-        (489, "fc6", "InnerProduct", _left_out("pool5", "roi_pool5", "ROIPooling"))],
-    "faster_rcnn/voc_ZF_faster_rcnn_end2end_test.prototxt": [
-        (268, "proposal", "Python", PYTHON),
-        (296, "fc6", "InnerProduct", _left_out("roi_pool_conv5", "roi_pool_conv5", "ROIPooling"))],
+    # Faster R-CNN training: the anchor and proposal targets are Python layers reading the ground truth
     "faster_rcnn/voc_VGG16_faster_rcnn_end2end_train.prototxt": [
-        (428, "rpn-data", "Python", PYTHON),
-        (490, "proposal", "Python", PYTHON),
-        (517, "roi-data", "Python", PYTHON),
-        (548, "fc6", "InnerProduct", _left_out("pool5", "roi_pool5", "ROIPooling"))],
-    # Fast R-CNN: the rois are a net input, but ROIPooling itself has no lowering
-    "faster_rcnn/voc_VGG_CNN_M_1024_fast_rcnn_test.prototxt": [
-        (198, "fc6", "InnerProduct", _left_out("pool5", "roi_pool5", "ROIPooling"))],
-    # R-FCN: Python proposals, and position-sensitive ROI pooling (PSROIPooling) has no lowering
-    "faster_rcnn/rfcn_voc_ResNet-50_test_agnostic.prototxt": [
-        (3601, "proposal", "Python", PYTHON),
-        (3714, "ave_cls_score_rois", "Pooling",
-         _left_out("psroipooled_cls_rois", "psroipooled_cls_rois", "PSROIPooling")),
-        (3740, "ave_bbox_pred_rois", "Pooling",
-         _left_out("psroipooled_loc_rois", "psroipooled_loc_rois", "PSROIPooling"))],
+        (428, "rpn-data", "Python", _python("rpn.anchor_target_layer", "AnchorTargetLayer")),
+        (517, "roi-data", "Python", _python("rpn.proposal_target_layer", "ProposalTargetLayer"))],
 }
+
 
 # Files that have no TEST net: every data layer is `include { phase: TRAIN }` (test_corpus.py
 # gives them shapes in the TRAIN phase). Compiling their TEST net stops where Caffe stops.

@@ -2,7 +2,7 @@
 complete shapes; every layer in the two Caffe logs gets exactly Caffe's `Top shape`.
 
 The corpus is read in place and skipped cleanly when absent. Shapes the net itself cannot give
-(database records, Python data layers, region proposals) are given the way a user gives them:
+(database records, Python data layers, training targets) are given the way a user gives them:
 as --input values, listed per file below.
 """
 from __future__ import annotations
@@ -54,14 +54,14 @@ RUNS = {
     "ssd/MobileNetSSD_train.prototxt": ("TRAIN", (), {"label": (1, 1, 2, 8)}),
     "ssd/VGG_VOC0712_SSD_300x300_test.prototxt": ("TEST", (), {"label": (1, 1, 2, 8)}),
     "ssd/VGG_VOC0712_SSD_300x300_train.prototxt": ("TRAIN", (), {"label": (1, 1, 2, 8)}),
-    "faster_rcnn/rfcn_voc_ResNet-50_test_agnostic.prototxt": ("TEST", (), {"rois": (300, 5)}),
-    "faster_rcnn/voc_VGG16_faster_rcnn_end2end_test.prototxt": ("TEST", (), {"rois": (300, 5)}),
-    "faster_rcnn/voc_ZF_faster_rcnn_end2end_test.prototxt": ("TEST", (), {"rois": (300, 5)}),
+    # the Faster R-CNN / R-FCN test nets need no --input: the proposal layer's setup gives its
+    # rois (1, 5). Training: the data and the anchor / proposal targets are Python layers of
+    # classes protoseg does not know (their setup reads py-faster-rcnn's config)
     "faster_rcnn/voc_VGG16_faster_rcnn_end2end_train.prototxt": ("TRAIN", (), {
         "data": (1, 3, 600, 800), "im_info": (1, 3), "gt_boxes": (1, 5),
         "rpn_labels": (1, 1, 342, 50), "rpn_bbox_targets": (1, 36, 38, 50),
         "rpn_bbox_inside_weights": (1, 36, 38, 50), "rpn_bbox_outside_weights": (1, 36, 38, 50),
-        "rpn_rois": (2000, 5), "rois": (128, 5), "labels": (128,), "bbox_targets": (128, 84),
+        "rois": (128, 5), "labels": (128,), "bbox_targets": (128, 84),
         "bbox_inside_weights": (128, 84), "bbox_outside_weights": (128, 84)}),
     "fcn/nyud-fcn32s-color-d_test.prototxt": ("TEST", (), {
         "color": (1, 3, 425, 560), "depth": (1, 1, 425, 560), "label": (1, 1, 425, 560)}),

@@ -5,7 +5,6 @@ text, carets on the exact token, Caffe's int limits, --input on train_val nets, 
 from __future__ import annotations
 
 import os
-import resource
 import stat
 import subprocess
 import sys

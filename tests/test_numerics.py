@@ -16,7 +16,8 @@ from protoseg import compile_net
 
 import caffe_pb as pb
 from caffe_reference import (FLT_MAX, caffe_argmax, caffe_conv, caffe_deconv, caffe_interp,
-                             caffe_lrn, caffe_pool)
+                             caffe_lrn, caffe_pool, caffe_psroi_pool, caffe_roi_pool,
+                             caffe_stochastic_pool_test, rpn_anchors, rpn_proposals)
 
 
 
@@ -633,6 +634,242 @@ def test_priorbox_hand_derived():
     assert y.shape == (1, 2, 16)
     np.testing.assert_allclose(y[0, 0], want, rtol=1e-6)
     np.testing.assert_allclose(y[0, 1], np.full(16, 0.1, np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# the detection forks: ROIPooling, PSROIPooling (R-FCN), STOCHASTIC pooling at TEST, the proposal
+# and spatial-dropout Python layers, DetectionOutput (also against the reference Caffe:
+# test_caffe_layers.py) -- references: the C++ / CUDA loops and the Python originals transcribed
+# in tests/caffe_reference.py
+
+# rois [batch, x1, y1, x2, y2] in image pixels; with spatial_scale 0.25 on a 10 x 12 map: inside,
+# half-way corners (2 * 0.25 = 0.5 rounds away from zero to 1, -2 * 0.25 to -1), partly outside,
+# inverted (x2 < x1: one column wide), the whole map and beyond, wholly outside (empty bins: 0)
+ROIS = np.array([[0, 4, 4, 20, 28], [1, 2, 2, 30, 18], [0, -6, -2, 10, 9], [1, 20, 8, 12, 30],
+                 [0, 0, 0, 47, 39], [1, -8, -8, 60, 60], [0, 52, 44, 70, 60], [1, 5.9, 6.1, 6.0, 6.2]],
+                np.float32)
+
+
+def _features(seed, shape, special=False):
+    x = rand(seed, *shape)
+    if special:                 # NaN never wins a maximum; -inf alone leaves -FLT_MAX
+        x[0, 0, 1, 1], x[0, 1, :, :] = np.nan, -np.inf
+    return x
+
+
+@pytest.mark.parametrize("pooled, scale, special", [
+    pytest.param((2, 3), 0.25, False, id="2x3-scale-quarter"),
+    pytest.param((7, 7), 0.25, False, id="7x7-more-bins-than-pixels"),
+    pytest.param((3, 2), 0.0625, False, id="3x2-scale-sixteenth"),
+    pytest.param((2, 2), 0.25, True, id="nan-and-minus-inf"),
+])
+def test_roi_pooling_matches_caffe_loop(pooled, scale, special):
+    x = _features(31, (2, 3, 10, 12), special)
+    y = run(f'layer {{ name: "roi" type: "ROIPooling" bottom: "x" bottom: "rois" top: "y" roi_pooling_param {{ '
+            f'pooled_h: {pooled[0]} pooled_w: {pooled[1]} spatial_scale: {scale} }} }}', x=x, rois=ROIS)
+    np.testing.assert_array_equal(y, caffe_roi_pool(x, ROIS, *pooled, scale))
+
+
+def test_roi_pooling_refuses_a_batch_index_outside_the_features():
+    x, rois = rand(32, 1, 2, 6, 6), np.array([[1, 0, 0, 4, 4]], np.float32)
+    with pytest.raises(ValueError, match="batch index is outside"):
+        run('layer { name: "roi" type: "ROIPooling" bottom: "x" bottom: "rois" top: "y" roi_pooling_param { '
+            'pooled_h: 2 pooled_w: 2 } }', x=x, rois=rois)
+
+
+@pytest.mark.parametrize("output_dim, group, scale", [
+    pytest.param(2, 3, 0.25, id="dim2-group3"),
+    pytest.param(3, 2, 0.25, id="dim3-group2"),
+    pytest.param(1, 7, 0.0625, id="dim1-group7-tiny-bins"),
+])
+def test_psroi_pooling_matches_cuda_kernel(output_dim, group, scale):
+    x = rand(33, 2, output_dim * group * group, 10, 12)
+    y = run(f'layer {{ name: "ps" type: "PSROIPooling" bottom: "x" bottom: "rois" top: "y" psroi_pooling_param {{ '
+            f'spatial_scale: {scale} output_dim: {output_dim} group_size: {group} }} }}', x=x, rois=ROIS)
+    np.testing.assert_array_equal(y, caffe_psroi_pool(x, ROIS, output_dim, group, scale))
+
+
+@pytest.mark.parametrize("hw, param, ceil", [
+    pytest.param((7, 7), "kernel_size: 3 stride: 2", True, id="k3s2-ceil"),
+    pytest.param((7, 8), "kernel_size: 3 stride: 2 ceil_mode: false", False, id="k3s2-floor"),
+    # stride 3 > kernel 2: the last window starts past the edge (sum FLT_MIN, squares 0: 0)
+    pytest.param((7, 7), "kernel_size: 2 stride: 3", True, id="k2s3-empty-last-window"),
+    pytest.param((5, 6), "global_pooling: true", True, id="global"),
+])
+def test_stochastic_pooling_at_test_matches_cuda_kernel(hw, param, ceil):
+    x = rand(34, 2, 3, *hw, low=0.0, high=2.0)
+    x[0, 0, :3, :3] = 0                     # an all-zero window: 0 / FLT_MIN = 0
+    x[1, 2] -= 1.0                          # signed values: the formula as it stands
+    y = run(f'layer {{ name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param {{ pool: STOCHASTIC {param} }} }}',
+            x=x)
+    kernel = hw if "global" in param else (3, 3) if "kernel_size: 3" in param else (2, 2)
+    stride = (1, 1) if "global" in param else (2, 2) if "stride: 2" in param else (3, 3)
+    np.testing.assert_array_equal(y, caffe_stochastic_pool_test(x, kernel, stride, ceil))
+
+
+def _rpn_inputs(seed, anchors, height, width, scale=1.0, levels=None):
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((1, 2, anchors, height, width))
+    scores = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    if levels:                                  # equal scores: the tie rule decides the order
+        scores = np.round(scores * levels) / levels
+    scores = scores.reshape(1, 2 * anchors, height, width).astype(np.float32)
+    deltas = (rng.standard_normal((1, 4 * anchors, height, width)) * 0.3).astype(np.float32)
+    info = np.array([[height * 16 * scale, width * 16 * scale, scale]], np.float32)
+    return scores, deltas, info
+
+
+PROPOSAL_LAYER = ('layer {{ name: "proposal" type: "Python" bottom: "s" bottom: "d" bottom: "info" top: "rois" '
+                  '{tops} python_param {{ module: "rpn.proposal_layer" layer: "ProposalLayer" '
+                  'param_str: "{param_str}" }} {phase} }}')
+
+
+@pytest.mark.parametrize("hw, scales, phase, levels", [
+    pytest.param((9, 11), (8, 16, 32), "TEST", None, id="small-map"),
+    # 30 x 30 x 9 = 8100 boxes: the 6000 pre-NMS cut and the 300 post-NMS cut
+    pytest.param((30, 30), (8, 16, 32), "TEST", None, id="pre-and-post-nms-cuts"),
+    # TRAIN config: 12000 before NMS, 2000 after
+    pytest.param((30, 30), (8, 16, 32), "TRAIN", None, id="train-config"),
+    pytest.param((10, 10), (4, 8, 16, 32), "TEST", None, id="py-r-fcn-scales"),
+    pytest.param((12, 12), (8, 16, 32), "TEST", 20, id="tied-scores"),
+])
+def test_proposal_layer_matches_the_original(hw, scales, phase, levels):
+    a = 3 * len(scales)
+    scores, deltas, info = _rpn_inputs(35, a, *hw, scale=1.6, levels=levels)
+    param_str = f"'feat_stride': 16, 'scales': {list(scales)}"
+    body = PROPOSAL_LAYER.format(tops='top: "scores"', param_str=param_str, phase=f"phase: {phase}")
+    got = run(body, outputs=["rois", "scores"], s=scores, d=deltas, info=info)
+    pre, post = (6000, 300) if phase == "TEST" else (12000, 2000)
+    rois, fg = rpn_proposals(scores, deltas, info, 16, scales, pre, post)
+    assert got["rois"].shape == rois.shape
+    np.testing.assert_array_equal(got["scores"], fg)
+    np.testing.assert_array_equal(got["rois"][:, 0], 0)
+    # the same boxes in the same order; the corners within float32 rounding of the image size
+    # (a corner is a difference of the centre and half the size: numpy's float32 exp and the
+    # correctly rounded one protoseg uses may differ in the last bit)
+    np.testing.assert_allclose(got["rois"], rois, rtol=0, atol=1e-6 * float(info.max()))
+
+
+def test_proposal_layer_hand_derived_anchors():
+    from protoseg.layers.python_layer.modules import generate_anchors
+    # generate_anchors.py's own comment lists Shaoqing's MATLAB anchors for the default settings,
+    # 1-based: -83 -39 100 56 for the first; the Python ones (base box (0, 0, 15, 15)) are 1 less.
+    # By hand for ratio 0.5: width round(sqrt(256 / 0.5)) = 23, height round(11.5) = 12 (half to
+    # even), centre 7.5; scale 8: 184 x 96 -> 7.5 -+ 91.5, 7.5 -+ 47.5 = (-84, -40, 99, 55)
+    matlab = [(-83, -39, 100, 56), (-175, -87, 192, 104), (-359, -183, 376, 200), (-55, -55, 72, 72),
+              (-119, -119, 136, 136), (-247, -247, 264, 264), (-35, -79, 52, 96), (-79, -167, 96, 184),
+              (-167, -343, 184, 360)]
+    want = [tuple(v - 1 for v in box) for box in matlab]
+    assert generate_anchors((8, 16, 32)) == want
+    np.testing.assert_array_equal(rpn_anchors((8, 16, 32)), np.array(want, np.float64))
+
+
+@pytest.mark.parametrize("type_, python_param, inputs, module_class", [
+    pytest.param("Python:rpn.proposal_layer.ProposalLayer",
+                 "module: 'rpn.proposal_layer' layer: 'ProposalLayer' param_str: \"'feat_stride': 16\"",
+                 {"s": (1, 18, 4, 5), "d": (1, 36, 4, 5), "info": (1, 3)}, "CaffeProposal", id="proposal"),
+    pytest.param("Python:spatial_dropout.SpatialDropoutLayer",
+                 "module: 'spatial_dropout' layer: 'SpatialDropoutLayer' param_str: \"{'phase': 'TEST', 'p': 0.1}\"",
+                 {"x": (1, 4, 5, 5)}, "CaffeSpatialDropout", id="spatial-dropout"),
+])
+def test_known_python_layer_is_planned_by_its_module_and_class(type_, python_param, inputs, module_class):
+    from protoseg import plan_net
+    bottoms = " ".join(f'bottom: "{b}"' for b in inputs)
+    plan = plan_net(text=_net(f'layer {{ name: "py" type: "Python" {bottoms} top: "y" python_param {{ {python_param} }} }}',
+                              inputs))
+    (step,) = plan.steps
+    assert (step.ctx.spec.type, step.call.ref.name) == (type_, module_class)
+
+
+def test_spatial_dropout_scales_at_test():
+    # spatial_dropout.py forward() with phase TEST: top = bottom * (1 / (1 - p)), numpy float32
+    x = rand(36, 2, 4, 5, 6)
+    y = run('layer { name: "drop" type: "Python" bottom: "x" top: "y" python_param { module: "spatial_dropout" '
+            "layer: 'SpatialDropoutLayer' param_str: \"{'phase': 'TEST', 'p': '0.01'}\" } }", x=x)
+    np.testing.assert_array_equal(y, x * np.float32(1 / (1 - 0.01)))
+
+
+def test_spatial_dropout_train_drops_whole_channels():
+    torch.manual_seed(7)
+    x = rand(37, 4, 32, 3, 3, low=1.0, high=2.0)
+    y = run('layer { name: "drop" type: "Python" bottom: "x" top: "y" python_param { module: "spatial_dropout" '
+            "layer: 'SpatialDropoutLayer' param_str: \"{'phase': 'TRAIN', 'p': 0.5}\" } }", x=x)
+    dropped = (y == 0).all(axis=(2, 3))
+    assert 0 < dropped.sum() < dropped.size
+    np.testing.assert_allclose(y[~dropped], x[~dropped] * 2, rtol=1e-6)
+
+
+# DetectionOutput by hand: priors A (0, 0, 1, 1), B (0, 0, 1, 0.5), C (0.5, 0.5, 1.5, 1.5), decoded
+# unchanged (CORNER, zero offsets, variance in the target). IoU(A, B) = 0.5 / 1 = 0.5; IoU(A, C) =
+# 0.25 / 1.75; B and C only touch (intersection height 0): 0.
+#   class 1 scores A .9, B .8, C .3: A kept, B suppressed (0.5 > 0.45), C kept
+#   class 2 scores A .2, B .6, C .7: A under the threshold .25; C, then B (0 <= 0.45)
+#   4 detections > keep_top_k 3: by score A1 .9, C2 .7, B2 .6 stay; then by label
+DETECTION = ('layer {{ name: "det" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "prior" top: "y" '
+             'detection_output_param {{ num_classes: 3 code_type: CORNER variance_encoded_in_target: true '
+             'nms_param {{ nms_threshold: 0.45 }} keep_top_k: 3 confidence_threshold: {thr} }} }}')
+PRIORS = [(0, 0, 1, 1), (0, 0, 1, 0.5), (0.5, 0.5, 1.5, 1.5)]
+
+
+def _detection_inputs(batch):
+    prior = np.array([[np.ravel(PRIORS), np.full(12, 0.1)]], np.float32)
+    conf = np.tile(np.array([[0.1, 0.9, 0.2], [0.2, 0.8, 0.6], [0.0, 0.3, 0.7]], np.float32).reshape(1, 9), (batch, 1))
+    return np.zeros((batch, 12), np.float32), conf, prior
+
+
+def test_detection_output_hand_derived():
+    loc, conf, prior = _detection_inputs(1)
+    y = run(DETECTION.format(thr=0.25), loc=loc, conf=conf, prior=prior)
+    f = np.float32
+    want = [[0, 1, f(0.9), *PRIORS[0]], [0, 2, f(0.7), *PRIORS[2]], [0, 2, f(0.6), *PRIORS[1]]]
+    np.testing.assert_array_equal(y, np.array(want, np.float32).reshape(1, 1, 3, 7))
+
+
+def test_detection_output_nothing_kept_gives_one_row_per_image():
+    # detection_output_layer.cpp: no detection at all -> (1, 1, num, 7) of -1, column 0 the image
+    loc, conf, prior = _detection_inputs(2)
+    y = run(DETECTION.format(thr=0.95), loc=loc, conf=conf, prior=prior)
+    np.testing.assert_array_equal(y, np.array([[[[0] + [-1] * 6, [1] + [-1] * 6]]], np.float32))
+
+
+STD_SORT = """#include <algorithm>
+#include <cstdio>
+#include <vector>
+int main() {
+  int n;
+  while (std::scanf("%d", &n) == 1) {
+    std::vector<std::pair<float, int> > v(n);
+    for (int i = 0; i < n; ++i) { std::scanf("%f", &v[i].first); v[i].second = i; }
+    std::sort(v.begin(), v.end(), [](const std::pair<float, int>& a, const std::pair<float, int>& b) {
+      return a.first > b.first; });   // SortScorePairDescend
+    for (int i = 0; i < n; ++i) std::printf("%d ", v[i].second);
+    std::printf("\\n");
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("n, levels", [
+    pytest.param(16, 3, id="16-insertion-sort-only"), pytest.param(17, 2, id="17-two-levels"),
+    pytest.param(300, 4, id="300-four-levels"), pytest.param(3000, 50, id="3000-fifty-levels"),
+    pytest.param(8000, 1, id="8000-all-equal"),
+])
+def test_keep_top_k_sort_orders_ties_as_libstdcxx(n, levels, tmp_path):
+    # Caffe's keep_top_k step sorts with std::sort, which is not stable: cxx_sort must give the
+    # order of equal scores that the GCC-built Caffe gives. The reference: std::sort itself.
+    import shutil
+    import subprocess
+    from protoseg.layers.detection.modules import cxx_sort
+    if shutil.which("g++") is None:
+        pytest.skip("no g++ to build the std::sort reference")
+    (tmp_path / "sort.cpp").write_text(STD_SORT)
+    subprocess.run(["g++", "-O2", "-o", str(tmp_path / "sort"), str(tmp_path / "sort.cpp")], check=True)
+    scores = (np.random.default_rng(n).integers(0, levels, n) / 8).astype(np.float32)
+    out = subprocess.run([str(tmp_path / "sort")], input=f"{n} " + " ".join(map(repr, scores.tolist())),
+                         capture_output=True, text=True, check=True).stdout
+    items = [(s, i) for i, s in enumerate(scores.tolist())]
+    cxx_sort(items, lambda a, b: a[0] > b[0])
+    assert [i for _, i in items] == [int(t) for t in out.split()]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -147,7 +147,6 @@ def test_partial_sharing_ties_nothing_but_shares_the_values(tmp_path):
 
 
 def test_standalone_file_ties_in_init(tmp_path):
-    import torch
     from safetensors.torch import load_file
     path = tmp_path / "w.caffemodel"
     write_caffemodel(path, [("conv_a", "Convolution", [W, B]), ("conv_b", "Convolution", [W, B])])

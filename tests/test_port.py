@@ -298,3 +298,74 @@ def test_compile_weights_mismatch_writes_nothing(tmp_path, prototxt, capsys):
                  "-o", str(out)]) == 2
     assert "layer 'conv1' (Convolution): missing from m.caffemodel" in capsys.readouterr().err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# blobs held in the prototxt itself (`blobs { }` in a layer): Caffe's Layer constructor loads them
+# (Blob::FromProto), a caffemodel layer of the same name replaces them
+
+EMBEDDED = """name: "embedded"
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 dim: 2 dim: 2 } } }
+layer { name: "conv" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 2 kernel_size: 1 }
+  blobs { shape { dim: 2 dim: 1 dim: 1 dim: 1 } data: 2 data: -1 }
+  blobs { %s } }
+layer { name: "fc" type: "InnerProduct" bottom: "c" top: "y" inner_product_param { num_output: 1 } }
+"""
+BIAS_FORMS = {  # the conv bias (0.5, 3) as Caffe's BlobProto allows it
+    "shape-data": "shape { dim: 2 } data: 0.5 data: 3",
+    "legacy-num-channels-height-width": "num: 1 channels: 1 height: 1 width: 2 data: 0.5 data: 3",
+    "double-data": "shape { dim: 2 } double_data: 0.5 double_data: 3",
+}
+
+
+@pytest.mark.parametrize("form", list(BIAS_FORMS), ids=list(BIAS_FORMS))
+def test_prototxt_blobs_are_the_weights_without_a_caffemodel(form):
+    import torch
+    from protoseg import compile_net
+    fc = [np.array([[1, 2, 3, 4, 5, 6, 7, 8]], np.float32), np.array([0.25], np.float32)]
+    model = compile_net(text=EMBEDDED % BIAS_FORMS[form], weights={"fc": fc}, outputs=["c"])
+    x = np.array([[[[1, 2], [3, 4]]]], np.float32)
+    with torch.no_grad():
+        c = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(c, np.concatenate([2 * x + 0.5, -x + 3], 1))
+    # no weights at all: the prototxt's blobs still load (fc keeps its initial values)
+    alone = compile_net(text=EMBEDDED % BIAS_FORMS[form], outputs=["c"])
+    with torch.no_grad():
+        np.testing.assert_array_equal(alone(torch.from_numpy(x)).numpy(), c)
+
+
+def test_caffemodel_layer_replaces_the_prototxt_blobs():
+    from protoseg.plan import plan_net
+    from protoseg.weights import state_dict
+    plan = plan_net(text=EMBEDDED % BIAS_FORMS["shape-data"])
+    conv = [np.full((2, 1, 1, 1), 7, np.float32), np.zeros(2, np.float32)]
+    fc = [np.zeros((1, 8), np.float32), np.zeros(1, np.float32)]
+    state = state_dict(plan, {"conv": conv, "fc": fc})
+    np.testing.assert_array_equal(state["conv.weight"], conv[0])
+    np.testing.assert_array_equal(state["conv.bias"], conv[1])
+
+
+def test_prototxt_blob_of_the_wrong_size_is_refused_at_its_line():
+    from protoseg import compile_net
+    text = EMBEDDED % "shape { dim: 2 } data: 0.5 data: 3 data: 1"
+    with pytest.raises(WeightsError) as info:
+        compile_net(text=text, outputs=["c"])
+    # blob 1 is the second `blobs {` of layer 'conv': line 5, column 3
+    assert str(info.value).startswith("<string>:5:3: layer 'conv' (Convolution): blob 1 of the prototxt: "
+                                      "shape (2) needs 2 values, it holds 3")
+
+
+def test_prototxt_blob_of_the_wrong_shape_names_the_prototxt():
+    from protoseg import compile_net
+    with pytest.raises(WeightsError) as info:
+        compile_net(text=EMBEDDED % "shape { dim: 3 } data: 0.5 data: 3 data: 1", outputs=["c"])
+    assert "the prototxt: blob 1: expected shape (2), got (3)" in str(info.value)
+
+
+def test_compile_o_writes_the_prototxt_blobs(tmp_path, capsys):
+    (tmp_path / "e.prototxt").write_text(EMBEDDED % BIAS_FORMS["shape-data"])
+    assert main(["compile", str(tmp_path / "e.prototxt"), "-o", str(tmp_path / "out")]) == 0
+    from safetensors.numpy import load_file
+    state = load_file(str(tmp_path / "out" / "embedded.safetensors"))
+    assert sorted(state) == ["conv.bias", "conv.weight"]
+    np.testing.assert_array_equal(state["conv.bias"], np.array([0.5, 3], np.float32))

@@ -285,7 +285,7 @@ def test_16_bit_images_are_refused(tiny, tmp_path, capsys):
 def test_grayscale_and_alpha_become_rgb(tiny, tmp_path, mode):
     """Grayscale: the gray value in each channel; RGBA: the alpha dropped (cv::imread IMREAD_COLOR)."""
     net, _, weights = tiny
-    img = image(tmp_path / f"a.png", (20, 14), mode=mode, seed=11)
+    img = image(tmp_path / "a.png", (20, 14), mode=mode, seed=11)
     rgb = Image.open(img).convert("RGB")
     rgb.save(tmp_path / "rgb.png")
     assert segment(net, "--weights", weights, img, tmp_path / "rgb.png", "-o", tmp_path / "out") == 0

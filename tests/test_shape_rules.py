@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LAYER_LINE, infer_text, layer_error, layer_tops, text_error
+from conftest import LAYER_LINE, infer_text, layer_error, layer_net, layer_tops, text_error
 from protoseg.errors import GraphError, InputError, ShapeError
 from protoseg.net import load_net
 from protoseg.shapes import infer_shapes
@@ -1288,20 +1288,55 @@ def test_prior_box_errors(params, words):
     assert words in str(err) and AT_L in str(err) and located(err, "L", "PriorBox")
 
 
-def test_detection_output():
-    # detection_output_layer.cpp: (1, 1, 1, 7) at set-up
-    tops = layer_tops("DetectionOutput", "detection_output_param { num_classes: 21 }",
-                      [(1, 34928), (1, 183372), (1, 2, 34928)])
-    assert tops == [(1, 1, 1, 7)]
+@pytest.mark.parametrize("params, bottoms", [
+    # VGG SSD300: P = 34928 / 4 = 8732 priors; 8732 * 4 box predictions, 8732 * 21 scores
+    pytest.param("num_classes: 21", [(1, 34928), (1, 183372), (1, 2, 34928)], id="ssd300-shared-locations"),
+    # share_location false: 10 priors * 3 classes * 4 = 120 box predictions; batch 2; the set-up top
+    # does not follow the batch
+    pytest.param("num_classes: 3 share_location: false", [(2, 120), (2, 30), (1, 2, 40)], id="per-class-batch2"),
+    # a fourth bottom (the image, for visualize) is allowed and not read
+    pytest.param("num_classes: 2", [(1, 8), (1, 4), (1, 2, 8), (1, 3, 4, 4)], id="four-bottoms"),
+])
+def test_detection_output(params, bottoms):
+    # detection_output_layer.cpp Reshape: (1, 1, 1, 7) at set-up, whatever the inputs
+    assert layer_tops("DetectionOutput", f"detection_output_param {{ {params} }}", bottoms) == [(1, 1, 1, 7)]
+
+
+@pytest.mark.parametrize("params, bottoms, words", [
+    pytest.param("share_location: true", [(1, 8), (1, 4), (1, 2, 8)], "num_classes is required",
+                 id="no-num-classes"),
+    # 10 priors need 40 box predictions and 10 * 21 = 210 scores
+    pytest.param("num_classes: 21", [(1, 36), (1, 210), (1, 2, 40)],
+                 "10 priors (bottom 2 (1, 2, 40)) need 40 box predictions and 210 scores per image; got "
+                 "channels 36 (1, 36) and 210 (1, 210)", id="box-prediction-count"),
+    pytest.param("num_classes: 2", [(1, 8), (2, 4), (1, 2, 8)], "need the same batch", id="batch-mismatch"),
+    pytest.param("num_classes: 2 nms_param { nms_threshold: -0.1 }", [(1, 8), (1, 4), (1, 2, 8)],
+                 "nms_threshold must be >= 0, got -0.1", id="negative-nms-threshold"),
+    pytest.param("num_classes: 2 nms_param { eta: 1.5 }", [(1, 8), (1, 4), (1, 2, 8)],
+                 "eta must be in (0, 1], got 1.5", id="eta-above-1"),
+])
+def test_detection_output_errors(params, bottoms, words):
+    err = layer_error("DetectionOutput", f"detection_output_param {{ {params} }}", bottoms, exc=ShapeError)
+    assert words in str(err) and AT_L in str(err) and located(err, "L", "DetectionOutput")
 
 
 # =============================================================================================
 # Fast R-CNN ROIPooling, R-FCN PSROIPooling: (num_rois, C, pooled_h, pooled_w)
 
-def test_roi_pooling():
+@pytest.mark.parametrize("rois", [(128, 5), (1, 5), (3, 5, 1, 1)], ids=["128-rois", "set-up-1-roi", "rois-4d"])
+def test_roi_pooling(rois):
     tops = layer_tops("ROIPooling", "roi_pooling_param { pooled_h: 7 pooled_w: 6 spatial_scale: 0.0625 }",
-                      [(1, 512, 38, 50), (128, 5)])
-    assert tops == [(128, 512, 7, 6)]
+                      [(1, 512, 38, 50), rois])
+    assert tops == [(rois[0], 512, 7, 6)]
+
+
+@pytest.mark.parametrize("params, rois, words", [
+    pytest.param("pooled_w: 6", (8, 5), "pooled_h must be > 0, got 0", id="pooled_h-unset"),
+    pytest.param("pooled_h: 7 pooled_w: 6", (8, 4), "must hold 5 values per roi", id="rois-4-values"),
+])
+def test_roi_pooling_errors(params, rois, words):
+    err = layer_error("ROIPooling", f"roi_pooling_param {{ {params} }}", [(1, 512, 38, 50), rois], exc=ShapeError)
+    assert words in str(err) and AT_L in str(err) and located(err, "L", "ROIPooling")
 
 
 def test_psroi_pooling():
@@ -1311,11 +1346,110 @@ def test_psroi_pooling():
     assert tops == [(300, 21, 7, 7)]
 
 
-def test_psroi_pooling_channel_check():
-    err = layer_error("PSROIPooling", "psroi_pooling_param { spatial_scale: 0.0625 output_dim: 21 group_size: 7 }",
-                      [(1, 1024, 38, 50), (300, 5)], exc=ShapeError)
-    assert "output_dim*group_size^2 = 21*7^2 = 1029 channels, got 1024" in str(err)
-    assert AT_L in str(err) and located(err, "L", "PSROIPooling")
+@pytest.mark.parametrize("params, channels, words", [
+    pytest.param("output_dim: 21 group_size: 7", 1024, "output_dim*group_size^2 = 21*7^2 = 1029 channels, got 1024",
+                 id="channels"),
+    pytest.param("output_dim: 21 group_size: 0", 1029, "group_size must be > 0, got 0", id="group_size-0"),
+])
+def test_psroi_pooling_errors(params, channels, words):
+    err = layer_error("PSROIPooling", f"psroi_pooling_param {{ spatial_scale: 0.0625 {params} }}",
+                      [(1, channels, 38, 50), (300, 5)], exc=ShapeError)
+    assert words in str(err) and AT_L in str(err) and located(err, "L", "PSROIPooling")
+
+
+# =============================================================================================
+# Well-known Python layers, by python_param module / layer
+
+PROPOSAL = "python_param {{ module: 'rpn.proposal_layer' layer: 'ProposalLayer' param_str: \"{}\" }}"
+RPN_VGG16 = [(1, 18, 14, 14), (1, 36, 14, 14), (1, 3)]      # 9 anchors: 2 * 9 scores, 4 * 9 deltas
+
+
+@pytest.mark.parametrize("param_str, bottoms, ntops, expected", [
+    # proposal_layer.py setup(): rois (1, 5), scores (1, 1, 1, 1)
+    pytest.param("'feat_stride': 16", RPN_VGG16, 1, [(1, 5)], id="faster-rcnn-rois"),
+    pytest.param("'feat_stride': 16", RPN_VGG16, 2, [(1, 5), (1, 1, 1, 1)], id="rois-and-scores"),
+    pytest.param("feat_stride: 16", RPN_VGG16, 1, [(1, 5)], id="yaml-bare-key"),
+    # py-R-FCN's scales: 4 scales x 3 ratios = 12 anchors: 24 scores, 48 deltas
+    pytest.param("{'feat_stride': 8, 'scales': [4, 8, 16, 32]}", [(1, 24, 9, 7), (1, 48, 9, 7), (1, 4)], 1,
+                 [(1, 5)], id="py-r-fcn-scales"),
+])
+def test_proposal_layer(param_str, bottoms, ntops, expected):
+    assert layer_tops("Python", PROPOSAL.format(param_str), bottoms, ntops) == expected
+
+
+def test_proposal_layer_is_known_by_module_and_class():
+    from protoseg.layers import spec_of
+    net = load_net(text=layer_net("Python", PROPOSAL.format("'feat_stride': 16"), RPN_VGG16))
+    assert spec_of(net.layers[1]).type == "Python:rpn.proposal_layer.ProposalLayer"
+
+
+@pytest.mark.parametrize("param_str, bottoms, words", [
+    pytest.param("'scales': [8]", RPN_VGG16, "param_str has no 'feat_stride', which the layer's setup() reads",
+                 id="no-feat-stride"),
+    pytest.param("feat_stride 16", RPN_VGG16, "is not a YAML mapping such as 'feat_stride': 16", id="not-yaml"),
+    pytest.param("'feat_stride': 16", [(1, 20, 14, 14), (1, 36, 14, 14), (1, 3)],
+                 "with 9 anchors per cell the scores need 18 channels and the box deltas 36", id="anchor-channels"),
+    pytest.param("'feat_stride': 16", [(2, 18, 14, 14), (2, 36, 14, 14), (2, 3)],
+                 "forward() supports one image", id="batch-2"),
+    pytest.param("'feat_stride': 16", [(1, 18, 14, 14), (1, 36, 14, 14), (1, 2)],
+                 "im_info must be (N, 3)", id="im-info-2-values"),
+])
+def test_proposal_layer_errors(param_str, bottoms, words):
+    err = layer_error("Python", PROPOSAL.format(param_str), bottoms, exc=ShapeError)
+    assert words in str(err) and AT_L in str(err) and located(err, "L", "Python")
+
+
+DROPOUT = "python_param {{ module: 'spatial_dropout' layer: 'SpatialDropoutLayer' param_str: \"{}\" }}"
+
+
+def test_spatial_dropout_keeps_the_shape():
+    # spatial_dropout.py reshape(): the bottom's shape
+    assert layer_tops("Python", DROPOUT.format("{'phase': 'TEST', 'p': '0.01'}"), [(1, 16, 256, 512)]) == \
+        [(1, 16, 256, 512)]
+    net = load_net(text=layer_net("Python", DROPOUT.format("{'phase': 'TEST', 'p': 0.1}")))
+    from protoseg.layers import spec_of
+    assert spec_of(net.layers[1]).type == "Python:spatial_dropout.SpatialDropoutLayer"
+
+
+@pytest.mark.parametrize("param_str, words", [
+    pytest.param("{'phase': 'TEST'}", "param_str has no 'p'", id="no-p"),
+    pytest.param("{'phase': 'TEST', 'p': 1}", "'p' must be between 0 and 1 (exclusive), got 1.0", id="p-1"),
+    pytest.param("{'phase': 'TEST', 'p': 'half'}", "'p' must be a number, got 'half'", id="p-text"),
+    pytest.param("phase: TEST", "is not a Python dict such as {'p': 0.5}", id="not-a-dict"),
+])
+def test_spatial_dropout_errors(param_str, words):
+    err = layer_error("Python", DROPOUT.format(param_str), exc=ShapeError)
+    assert words in str(err) and AT_L in str(err) and located(err, "L", "Python")
+
+
+def test_unknown_python_layer_with_bottoms_needs_input_and_says_how_to_register():
+    err = layer_error("Python", "python_param { module: 'my.layers' layer: 'Custom' }", exc=InputError)
+    assert "must be given with --input: 't0' (layer 'L', Python)" in str(err)
+    assert "or, for Python layer 'L', register its class as layer type 'Python:my.layers.Custom'" in str(err)
+    assert 'README, "A layer type of your own fork"' in str(err)
+
+
+# =============================================================================================
+# CRF-RNN MultiStageMeanfield: the first bottom's shape
+
+def test_multi_stage_meanfield():
+    # multi_stage_meanfield.cpp LayerSetUp: top = (num, channels, height, width) of bottom 0
+    tops = layer_tops("MultiStageMeanfield", "multi_stage_meanfield_param { num_iterations: 10 theta_alpha: 160 }",
+                      [(1, 21, 500, 500), (1, 21, 500, 500), (1, 3, 500, 500)])
+    assert tops == [(1, 21, 500, 500)]
+
+
+@pytest.mark.parametrize("params, bottoms, words", [
+    pytest.param("num_iterations: 1", [(1, 21, 8, 8), (1, 21, 8, 8), (1, 3, 8, 8)],
+                 "num_iterations must be > 1, got 1", id="one-iteration"),
+    pytest.param("num_iterations: 5", [(1, 21, 8, 8), (1, 20, 8, 8), (1, 3, 8, 8)],
+                 "the first softmax input (bottom 1) the same", id="softmax-input-shape"),
+    pytest.param("num_iterations: 5", [(1, 21, 8, 8), (1, 21, 8, 8), (1, 1, 8, 8)],
+                 "the image (bottom 2) must be (N, 3, H, W)", id="grey-image"),
+])
+def test_multi_stage_meanfield_errors(params, bottoms, words):
+    err = layer_error("MultiStageMeanfield", f"multi_stage_meanfield_param {{ {params} }}", bottoms, exc=ShapeError)
+    assert words in str(err) and AT_L in str(err) and located(err, "L", "MultiStageMeanfield")
 
 
 # =============================================================================================

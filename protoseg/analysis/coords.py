@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..layers import registry
+from ..layers import spec_of
 from .cost import context
 
 
@@ -72,10 +72,9 @@ def coord_maps(shapes) -> CoordMaps:
     from ..shapes import Shapes
     if not isinstance(shapes, Shapes):
         raise TypeError(f"coord_maps() takes the Shapes of infer_shapes(), not {type(shapes).__name__}")
-    reg = registry()
     inputs, values, misaligned = {}, {}, []
     for ls in shapes.layers:
-        spec = reg[ls.layer.type]
+        spec = spec_of(ls.layer)
         if spec.source:
             for blob, value, shape in zip(ls.layer.tops, ls.layer.top_values, ls.tops):
                 if len(shape) >= 3:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..layers import LowerContext, registry
+from ..layers import LowerContext, spec_of
 
 BYTES = 4       # Caffe's Dtype: float32
 
@@ -44,10 +44,9 @@ def costs(shapes) -> Costs:
     from ..shapes import Shapes
     if not isinstance(shapes, Shapes):
         raise TypeError(f"costs() takes the Shapes of infer_shapes(), not {type(shapes).__name__}")
-    reg = registry()
     out = []
     for ls in shapes.layers:
-        spec = reg[ls.layer.type]
+        spec = spec_of(ls.layer)
         cost = spec.cost(context(ls, spec)) if spec.cost is not None else None
         owned = [t for t, in_place in zip(ls.tops, ls.layer.in_place)
                  if not in_place and not (cost is not None and cost.shares)]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..errors import InputError, ProtosegError
-from ..layers import LowerContext, registry
+from ..layers import LowerContext, spec_of
 from ..shapes import layer_tops, source_shapes
 from ..text import fmt_shape
 from .coords import axis_name
@@ -99,7 +99,7 @@ class SizeReport:
         if key not in self._reasons:
             layer = self.net.layers[rejection.index]
             try:
-                layer_tops(layer, registry()[layer.type], list(rejection.bottoms))
+                layer_tops(layer, spec_of(layer), list(rejection.bottoms))
             except ProtosegError as e:
                 self._reasons[key] = e.message
             else:
@@ -118,9 +118,8 @@ def input_sizes(net, inputs: dict | None = None, lo: int = 1, hi: int = 1024,
         raise TypeError(f"input_sizes() takes a Net (protoseg.load_net), not {type(net).__name__}")
     if not (isinstance(lo, int) and isinstance(hi, int)) or not 1 <= lo <= hi:
         raise ValueError(f"the sizes must be integers with 1 <= lo <= hi, not {lo!r}..{hi!r}")
-    reg = registry()
     sources = source_shapes(net, inputs)
-    tops = [(b, v) for l in net.layers if reg[l.type].source for b, v in zip(l.tops, l.top_values)]
+    tops = [(b, v) for l in net.layers if spec_of(l).source for b, v in zip(l.tops, l.top_values)]
     spatial = [(b, v) for b, v in tops if len(sources[v]) >= 3]
     if not spatial:
         have = ", ".join(f"'{b}' {fmt_shape(sources[v])}" for b, v in tops) or "none"
@@ -128,7 +127,7 @@ def input_sizes(net, inputs: dict | None = None, lo: int = 1, hi: int = 1024,
     name, value = spatial[0]
     shape = sources[value]
     used = {v for l in net.layers for v in l.bottom_values}
-    outputs = [(b, v) for l in net.layers if not reg[l.type].source
+    outputs = [(b, v) for l in net.layers if not spec_of(l).source
                for b, v in zip(l.tops, l.top_values) if v not in used]
     groups = [tuple(range(2, len(shape)))] if square else [(a,) for a in range(2, len(shape))]
     axes, unchecked, varied = [], set(), set()
@@ -154,7 +153,6 @@ def _run(net, sources: dict, varied: list, axes: tuple, points: list, outputs: l
     """Every point (the sizes of `axes`) through every layer; points[0] is the declared one (its
     blob shapes are the reference). Returns per point the outputs' sizes along axes[0] or a
     Rejection, and the names of the layers whose blobs could not be checked."""
-    reg = registry()
 
     def at(shape, point):
         shape = list(shape)
@@ -166,7 +164,7 @@ def _run(net, sources: dict, varied: list, axes: tuple, points: list, outputs: l
     refused: list = [None] * len(points)
     unchecked = set()
     for index, layer in enumerate(net.layers):
-        spec = reg[layer.type]
+        spec = spec_of(layer)
         if spec.source:
             continue
         step = _Layer(index, layer, spec)

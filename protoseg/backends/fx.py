@@ -56,6 +56,7 @@ def build_module(plan: Plan) -> fx.GraphModule:
         def make(op, target, args, name, shape):
             node = graph.create_node(op, target, tuple(args), name=name)
             node.meta["caffe_layer"] = label
+            node.meta["protoseg_runtime"] = step.outputs[0] in plan.runtime
             node.stack_trace = where
             if isinstance(shape, list):
                 node.meta["protoseg_shapes"] = shape

@@ -176,6 +176,9 @@ def _docstring(plan: Plan) -> list:
     if plan.dropped:
         lines.append("Left out: " + "; ".join(f"{_safe(n)} ({_safe(t)}): {_safe(r)}"
                                               for n, t, r in plan.dropped) + ".")
+    if plan.runtime:
+        lines.append("The shapes of the values computed from detections or proposals are Caffe's set-up "
+                     "shapes; their sizes depend on the data.")
     lines.append("Phase " + net.phase + ". Parameter names match protoseg.compile_net(...).state_dict().")
     lines.append('"""')
     wrapped = []
@@ -244,6 +247,8 @@ def generate_code(plan: Plan) -> str:
             lines = [(f"{', '.join(step.outputs)} = self.{step.attr}({ins})", list(step.shapes))]
         for code, shapes in lines:
             comment = ", ".join(dims(s) for s in shapes)
+            if step.outputs[0] in plan.runtime:
+                comment += " at set-up; the sizes depend on the data"
             if step.attr != layer.name:
                 comment = f"{layer.name!r} ({layer.type}): {comment}"
             out.append(f"        {code}  # {comment}")

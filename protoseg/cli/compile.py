@@ -56,7 +56,9 @@ def run(args) -> int:
     if args.print_code:
         sys.stdout.write(generate_code(p))
     # the weights are read and checked first: a mismatch writes nothing at all
-    state = state_dict(p, args.weights, strict=not args.no_strict) if args.weights else None
+    state = state_dict(p, args.weights, strict=not args.no_strict)
+    if not (args.weights or state):     # no caffemodel, and no blobs in the prototxt
+        state = None
     if args.out_dir:
         paths = write_module(p, args.out_dir, state, prototxt=args.prototxt, caffemodel=args.weights)
         print(f"wrote {paths[0]} (class {p.class_name})", file=info)
@@ -89,6 +91,8 @@ def _check(p, state, info, max_memory) -> int:
             print(f"protoseg: shape mismatch at {name} ({layer}): inferred {want}, "
                   f"executed {got}", file=sys.stderr)
         return 1
+    runtime = (f"; the {len(p.runtime)} computed from detections or proposals by their number of "
+               f"axes only (their sizes depend on the data)" if p.runtime else "")
     print(f"check: ok, {checked} values have their inferred shapes "
-          f"({', '.join(f'{i.blob} {tuple(i.shape)}' for i in p.inputs)})", file=info)
+          f"({', '.join(f'{i.blob} {tuple(i.shape)}' for i in p.inputs)}){runtime}", file=info)
     return 0

@@ -27,7 +27,7 @@ def layer_types() -> list[dict]:
         elif not spec.inference:
             compiles = "left out (no inference meaning)"
         else:
-            compiles = "yes" if spec.lower else "no"
+            compiles = "yes" if spec.lower else spec.uncompiled or "no"
         out.append({
             "type": name,
             "param": spec.param,

@@ -16,7 +16,7 @@ _PACKAGES = (
     "data", "convolution", "pooling", "inner_product", "neuron", "prelu", "lrn", "mvn",
     "batch_norm", "scale", "eltwise", "concat", "slice", "split", "crop", "softmax", "flatten",
     "reshape", "reduction", "argmax", "tile", "embed", "loss", "interp", "bn", "upsample",
-    "normalize", "permute", "prior_box", "detection", "roi_pooling",
+    "normalize", "permute", "prior_box", "detection", "roi_pooling", "python_layer", "meanfield",
 )
 
 _BUILTIN: dict[str, LayerSpec] | None = None
@@ -45,6 +45,23 @@ def builtin() -> dict[str, LayerSpec]:
 def registry() -> dict[str, LayerSpec]:
     """Caffe type -> LayerSpec: protoseg's own types, then the ones `register` added."""
     return {**builtin(), **_CUSTOM}
+
+
+def python_type(module: str, layer: str) -> str:
+    """The registry key of a Python layer (python_param module and layer): the class Caffe runs,
+    e.g. 'Python:rpn.proposal_layer.ProposalLayer'. register(LayerSpec(python_type(...), ...))
+    gives one a shape rule and a lowering."""
+    return f"Python:{module}.{layer}"
+
+
+def spec_of(layer) -> LayerSpec:
+    """The spec that computes a layer (net.Layer): its type's, or for a Python layer the one
+    registered for its python_param module and layer, where there is one."""
+    reg = registry()
+    if layer.type == "Python":
+        p = layer.params.get("python_param")
+        return reg.get(python_type(p.get("module"), p.get("layer")), reg["Python"])
+    return reg[layer.type]
 
 
 def package_of(type_: str) -> str | None:
@@ -85,5 +102,5 @@ def unregister(type_: str) -> None:
 
 
 __all__ = ["AxisRule", "Call", "Cost", "LayerSpec", "LowerContext", "ModuleRef", "ShapeContext",
-           "builtin", "free", "local", "nn", "no_tops", "package_of", "register", "registry",
-           "same_axes", "same_shape", "unregister"]
+           "builtin", "free", "local", "nn", "no_tops", "package_of", "python_type", "register",
+           "registry", "same_axes", "same_shape", "spec_of", "unregister"]

@@ -147,6 +147,9 @@ class LayerSpec:
                                          # shows '?')
     axes: Callable | None = None         # (ctx: LowerContext) -> {axis: AxisRule}; None: no axis
                                          # follows its bottoms' (no coordinate map)
+    dynamic: bool = False                # its tops' sizes depend on the values (detections,
+                                         # proposals): the rule gives Caffe's set-up shape
+    uncompiled: str = ""                 # why a type with inference meaning has no `lower`
 
     def __post_init__(self):
         if not isinstance(self.type, str) or not self.type:

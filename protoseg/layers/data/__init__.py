@@ -144,7 +144,7 @@ def window_data_shape(ctx, bottoms):
 
 
 def unknown_shape(ctx, bottoms):
-    """HDF5Data, Python, AnnotatedData...: the data's shape is only known at run time."""
+    """HDF5Data, a Python data layer, AnnotatedData...: the data's shape is only known at run time."""
     return [None] * len(ctx.layer.tops)
 
 
@@ -181,8 +181,4 @@ SPECS = [
               tops=(1, None), source=True, cost=free),
     LayerSpec("AnnotatedData", annotated_data_shape, param="data_param", bottoms=(0, 0),
               tops=(1, 2), source=True, fork="ssd", cost=free),
-    # A Python layer computes whatever its module does: its tops always come from --input, and
-    # its cost is unknown.
-    LayerSpec("Python", unknown_shape, param="python_param", bottoms=(0, None), tops=(0, None),
-              source=True, inference=False),
 ]

@@ -145,13 +145,20 @@ def pool_lower(ctx):
     the ceil overhang does not) when torch gives Caffe's size for every input size: pad <=
     kernel/2, and padding, floor mode or stride <= kernel (else torch drops a last window
     Caffe keeps). Otherwise, and for the argmax mask top, CaffePooling. Global pooling is
-    nn.AdaptiveMaxPool2d(1) / nn.AdaptiveAvgPool2d(1). STOCHASTIC has no CPU implementation in
-    Caffe and is refused."""
+    nn.AdaptiveMaxPool2d(1) / nn.AdaptiveAvgPool2d(1). STOCHASTIC at TEST: CaffeStochasticPooling
+    (pooling_layer.cu's StoPoolForwardTest; Caffe's CPU forward has no STOCHASTIC branch and
+    stops with "Not Implemented Yet"); at TRAIN Caffe's GPU code samples one value per window,
+    which is refused."""
     b = ctx.bottoms[0]
     g: PoolGeometry = ctx.conf
     mask = len(ctx.layer.tops) == 2
     if g.pool == "STOCHASTIC":
-        ctx.unsupported("STOCHASTIC pooling (Caffe samples at training and has no CPU version)")
+        if ctx.phase == "TRAIN":
+            ctx.unsupported("STOCHASTIC pooling in the TRAIN phase samples a value per window at "
+                            "random (Caffe's GPU code); protoseg compiles its TEST-phase average")
+        kw = {} if g.ceil else {"ceil_mode": False}
+        return ctx.module(local(__name__, "CaffeStochasticPooling"), collapse(g.kernel),
+                          collapse(g.stride), **kw)
     if g.global_pooling and not mask:
         return ctx.module(nn("AdaptiveMaxPool2d" if g.pool == "MAX" else "AdaptiveAvgPool2d"), 1)
     same = not mask and all(

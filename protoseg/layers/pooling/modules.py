@@ -85,3 +85,33 @@ class CaffePooling(nn.Module):
         row, col = index // padded_width - pads[2], index % padded_width - pads[0]
         index = (row * width + col).to(y.dtype).masked_fill(y == -math.inf, -1.0)
         return y.clamp_min(-3.4028234663852886e38), index
+
+
+class CaffeStochasticPooling(nn.Module):
+    """STOCHASTIC pooling at TEST (pooling_layer.cu, StoPoolForwardTest; no padding): each
+    output is the window's sum of x * x over its sum of x, both accumulated in float32 in
+    row-major order, the sum starting at FLT_MIN (so an empty or all-zero window gives 0), the
+    squares added as fused multiply-adds as nvcc compiles the kernel. Windows start at
+    o * stride and end at the input's edge; the output size is Caffe's (ceil, or floor)."""
+
+    def __init__(self, kernel_size, stride, ceil_mode=True):
+        super().__init__()
+        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+        self.kernel_size, self.stride, self.ceil_mode = pair(kernel_size), pair(stride), ceil_mode
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, ceil_mode={self.ceil_mode}"
+
+    def forward(self, x):
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        oh = pooled(x.shape[-2], kh, sh, 0, self.ceil_mode, False)[0]
+        ow = pooled(x.shape[-1], kw, sw, 0, self.ceil_mode, False)[0]
+        x = F.pad(x, (0, max(0, (ow - 1) * sw + kw - x.shape[-1]), 0, max(0, (oh - 1) * sh + kh - x.shape[-2])))
+        total = torch.full(x.shape[:-2] + (oh, ow), 1.1754943508222875e-38, dtype=x.dtype, device=x.device)
+        squares = torch.zeros_like(total)
+        for dh in range(kh):
+            for dw in range(kw):
+                v = x[..., dh:dh + (oh - 1) * sh + 1:sh, dw:dw + (ow - 1) * sw + 1:sw]
+                total = total + v
+                squares = (v.double() * v.double() + squares.double()).to(x.dtype)
+        return squares / total
