@@ -7,6 +7,7 @@ so the message reads ``file:line:col: layer 'pool2' (Pooling): ...``.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from array import array
 from dataclasses import dataclass
@@ -58,6 +59,15 @@ EXCERPT = 200       # characters of a long source line shown around the caret
 def clip(text: str, limit: int = 40) -> str:
     """A value from the user's file, for a message: at most `limit` characters, then '…'."""
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+_LONG_QUOTED = re.compile(r"'([^'\n]{81,})'")
+
+
+def clip_quoted(message: str) -> str:
+    """`message` with every quoted name longer than 80 characters clipped (a 10 MB blob name is
+    named, not printed)."""
+    return _LONG_QUOTED.sub(lambda m: f"'{clip(m.group(1), 80)}'", message) if len(message) > 90 else message
 
 
 def printable(text: str) -> str:
@@ -143,21 +153,21 @@ class ProtosegError(Exception):
 
     def __str__(self) -> str:
         if self.errors:
-            return "\n".join([self.message] + [str(e) for e in self.errors]
-                             + ([f"hint: {self.hint}"] if self.hint else []))
+            return "\n".join([clip_quoted(self.message)] + [str(e) for e in self.errors]
+                             + ([f"hint: {clip_quoted(self.hint)}"] if self.hint else []))
         head = []
         if self.span is not None:
             head.append(f"{self.span}:")
         if self.layer is not None:
             head.append(f"layer '{clip(self.layer, 80)}'"
                         + (f" ({clip(self.layer_type, 80)}):" if self.layer_type else ":"))
-        out = printable(" ".join(head + [self.message]))
+        out = printable(" ".join(head + [clip_quoted(self.message)]))
         line = self._source_line()
         if line is not None:
             shown, caret = excerpt(line, self.span.col)
             out += f"\n  {shown}\n  {' ' * width(shown[:caret])}^"
         if self.hint:
-            out += f"\nhint: {printable(self.hint)}"
+            out += f"\nhint: {printable(clip_quoted(self.hint))}"
         return out
 
 

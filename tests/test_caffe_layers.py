@@ -235,6 +235,14 @@ def _other_cases():
                                "clip: false"),
     ]:
         yield C(f"priorbox-{id_}", L("PriorBox", f"prior_box_param {{ {param} }}", bottoms=("f", "img")), img)
+    # legacy accessors: a 2-axis feature map is 1x1 cells, a 3-axis one H x 1; aspect ratio 0 (and
+    # its flip, 1/0) gives infinite and NaN corners, which Caffe writes without complaint
+    for id_, param, shapes in [
+        ("2-axis-feature", "min_size: 4 aspect_ratio: 2 clip: false", {"f": (1, 4), "img": (1, 3, 30, 50)}),
+        ("3-axis-feature", "min_size: 4 clip: false", {"f": (1, 4, 3), "img": (1, 3, 30, 50)}),
+        ("aspect-ratio-zero", "min_size: 4 aspect_ratio: 0 flip: true clip: false", img),
+    ]:
+        yield C(f"priorbox-{id_}", L("PriorBox", f"prior_box_param {{ {param} }}", bottoms=("f", "img")), shapes)
 
 
 def _detection_inputs(id_: str, batch: int, priors: int, classes: int, loc_classes: int = 1,

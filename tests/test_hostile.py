@@ -349,3 +349,25 @@ def test_wide_names_line_up(tmp_path, capsys):
     from protoseg.cli.output import width
     starts = {width(line[:line.index(t)]) for line, t in zip(lines[2:], ("Input", "Convolution"))}
     assert code == 0 and len(starts) == 1
+
+
+# --- a 100,000-character name is named, not printed (found by fuzzing the parser) -------------
+
+LONG = "b" * 100_000
+HEAD = 'input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
+
+
+@pytest.mark.parametrize("text, expected", [
+    pytest.param(HEAD + f'layer {{ name: "c" type: "ReLU" bottom: "{LONG}" top: "x" }}\n',
+                 f"bottom '{'b' * 80}…' (bottom 0) is not produced", id="unknown-bottom"),
+    pytest.param(HEAD + f'layer {{ name: "c" type: "{LONG}" bottom: "data" top: "x" }}\n',
+                 f"unknown layer type '{'b' * 80}…'", id="unknown-type"),
+    pytest.param(HEAD + f'layer {{ name: "c" type: "ReLU" bottom: "data" top: "{LONG}" }}\n'
+                 f'layer {{ name: "d" type: "ReLU" bottom: "data" top: "{LONG}" }}\n',
+                 f"top '{'b' * 80}…' is already produced by layer 'c'", id="top-twice"),
+])
+def test_long_names_are_clipped_in_messages(text, expected):
+    with pytest.raises(protoseg.errors.ProtosegError) as e:
+        infer_shapes(load_net(text=text))
+    assert expected in str(e.value)
+    assert len(str(e.value)) < 1000

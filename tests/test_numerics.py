@@ -348,6 +348,22 @@ def test_dropout_is_identity_at_test():
     np.testing.assert_array_equal(y, x)
 
 
+@pytest.mark.parametrize("ratio", [-2, 7], ids=["negative", "above-1"])
+def test_dropout_ratio_outside_0_1_is_still_the_identity_at_test(ratio):
+    """Caffe's range check on dropout_ratio is a DCHECK (debug builds only); TEST copies."""
+    x = rand(41, 1, 2, 3, 3)
+    y = run(f'layer {{ name: "d" type: "Dropout" bottom: "x" top: "y" dropout_param {{ dropout_ratio: {ratio} }} }}',
+            x=x)
+    np.testing.assert_array_equal(y, x)
+
+
+def test_dropout_that_samples_at_test_needs_a_ratio_in_0_1():
+    from protoseg.errors import ShapeError
+    with pytest.raises(ShapeError, match=r"<string>:\d+:\d+: layer 'd' \(Dropout\): dropout_ratio 7.0 is not in"):
+        compile_net(text='input: "x" input_shape { dim: 1 dim: 2 }\nlayer { name: "d" type: "Dropout" '
+                         'bottom: "x" top: "y" dropout_param { dropout_ratio: 7 sample_weights_test: true } }')
+
+
 def test_dropout_fork_scale_train_false_scales_at_test():
     x = rand(40, 2, 3, 4, 4)
     y = run('layer { name: "d" type: "Dropout" bottom: "x" top: "y" '

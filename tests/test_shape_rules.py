@@ -1271,6 +1271,11 @@ def test_permute_errors(params, words):
                  id="priorbox-two-min-two-max"),
     # 1 prior; 4*6*1*4 = 96
     pytest.param("min_size: 30", (1, 8, 4, 6), (1, 2, 96), id="priorbox-min-only-non-square"),
+    # aspect ratio 0 with flip: [1, 0, 1/0 = inf] -> 3 priors; 2*2*3*4 = 48
+    pytest.param("min_size: 30 aspect_ratio: 0", (1, 8, 2, 2), (1, 2, 48), id="priorbox-aspect-ratio-zero"),
+    # legacy height()/width(): a 2-axis map is 1x1 cells (1 prior, 4 values), a 3-axis one H x 1
+    pytest.param("min_size: 30", (1, 8), (1, 2, 4), id="priorbox-2-axis-feature"),
+    pytest.param("min_size: 30", (1, 8, 5), (1, 2, 20), id="priorbox-3-axis-feature"),
 ])
 def test_prior_box(params, feature, expected):
     tops = layer_tops("PriorBox", f"prior_box_param {{ {params} }}", [feature, (1, 3, 300, 300)])
@@ -1281,11 +1286,27 @@ def test_prior_box(params, feature, expected):
     pytest.param("aspect_ratio: 2", "min_size is required", id="no-min-size"),
     pytest.param("min_size: 30 min_size: 40 max_size: 60", "1 max_size values for 2 min_size values",
                  id="max-size-count"),
+    pytest.param("min_size: 0", "min_size must be positive", id="min-size-zero"),
+    pytest.param("min_size: 30 max_size: 30", "each max_size must be greater than its min_size",
+                 id="max-size-not-greater"),
+    pytest.param("min_size: 30 variance: 0.1 variance: 0.2", "variance takes 1 or 4 values, got 2",
+                 id="variance-count"),
+    pytest.param("min_size: 30 variance: 0", "variance must be positive", id="variance-zero"),
+    pytest.param("min_size: 30 img_h: 300", "img_w must be larger than 0, got 0", id="img-h-without-img-w"),
+    pytest.param("min_size: 30 img_size: 300 img_w: 300", "give either img_size or img_h/img_w, not both",
+                 id="img-size-and-img-w"),
+    pytest.param("min_size: 30 step: 0", "step must be larger than 0", id="step-zero"),
 ])
 def test_prior_box_errors(params, words):
     err = layer_error("PriorBox", f"prior_box_param {{ {params} }}", [(1, 8, 4, 4), (1, 3, 300, 300)],
                       exc=ShapeError)
     assert words in str(err) and AT_L in str(err) and located(err, "L", "PriorBox")
+
+
+def test_prior_box_refuses_a_5_axis_feature_map():
+    err = layer_error("PriorBox", "prior_box_param { min_size: 30 }", [(1, 8, 4, 4, 2), (1, 3, 300, 300)],
+                      exc=ShapeError)
+    assert "bottom 0 (1, 8, 4, 4, 2) has 5 axes" in str(err) and located(err, "L", "PriorBox")
 
 
 @pytest.mark.parametrize("params, bottoms", [

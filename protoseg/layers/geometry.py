@@ -18,6 +18,16 @@ def cdiv(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
+def legacy_dim(shape, axis: int, bottom: int = 0) -> int:
+    """Blob::LegacyShape, what num(), channels(), height(), width() (axis 0-3) read: the size of
+    `axis` of a blob of at most 4 axes, 1 past its last axis."""
+    if len(shape) > 4:
+        raise ShapeError(f"bottom {bottom} {tuple(shape)} has {len(shape)} axes: this layer reads it "
+                         f"with Caffe's legacy num/channels/height/width accessors, which take "
+                         f"at most 4 (\"Cannot use legacy accessors on Blobs with > 4 axes\")")
+    return shape[axis] if axis < len(shape) else 1
+
+
 def count(shape) -> int:
     return math.prod(shape)
 

@@ -14,15 +14,10 @@ NMS and the confidence threshold then (docs/fidelity.md).
 """
 from __future__ import annotations
 
-from ..geometry import f32
+from ..geometry import f32, legacy_dim
 from ..spec import LayerSpec, free, local
 
 FLT_MAX = 3.4028234663852886e38
-
-
-def _legacy(shape, axis: int) -> int:
-    """Blob::LegacyShape: num, channels, height, width of a blob of <= 4 axes (1 past its end)."""
-    return shape[axis] if axis < len(shape) else 1
 
 
 def detection_output_conf(ctx, bottoms) -> dict:
@@ -50,14 +45,14 @@ def detection_output_shape(ctx, bottoms):
     scores P * num_classes, on the same batch."""
     c = ctx.conf
     loc, conf, prior = bottoms[:3]
-    priors = _legacy(prior, 2) // 4
+    priors = legacy_dim(prior, 2, 2) // 4
     locs = 1 if c["share_location"] else c["num_classes"]
     if loc[0] != conf[0]:
         ctx.fail(f"the box predictions {tuple(loc)} and the scores {tuple(conf)} need the same batch")
-    if _legacy(loc, 1) != priors * locs * 4 or _legacy(conf, 1) != priors * c["num_classes"]:
+    if legacy_dim(loc, 1, 0) != priors * locs * 4 or legacy_dim(conf, 1, 1) != priors * c["num_classes"]:
         ctx.fail(f"{priors} priors (bottom 2 {tuple(prior)}) need {priors * locs * 4} box predictions "
-                 f"and {priors * c['num_classes']} scores per image; got channels {_legacy(loc, 1)} "
-                 f"{tuple(loc)} and {_legacy(conf, 1)} {tuple(conf)}")
+                 f"and {priors * c['num_classes']} scores per image; got channels {legacy_dim(loc, 1, 0)} "
+                 f"{tuple(loc)} and {legacy_dim(conf, 1, 1)} {tuple(conf)}")
     ctx.note(f"{priors} priors x {c['num_classes']} classes; (1, 1, 1, 7) at set-up, "
              f"(1, 1, N, 7) after forward with N the detections kept")
     return [(1, 1, 1, 7)]

@@ -69,7 +69,10 @@ def dropout_lower(ctx):
     ratio = p.get("dropout_ratio")
     scale_train = p.get("scale_train") if p.has("scale_train") else True
     sample = bool(p.has("sample_weights_test") and p.get("sample_weights_test")) or ctx.phase == "TRAIN"
-    if scale_train and not sample:
+    if sample and not 0 <= ratio <= 1:
+        ctx.fail(f"dropout_ratio {ratio} is not in [0, 1]: this layer drops out at test, and Caffe "
+                 f"then stops (caffe_rng_bernoulli checks 1 - dropout_ratio)", "dropout_ratio")
+    if scale_train and not sample and 0 <= ratio <= 1:   # (Caffe's TEST ignores other ratios)
         return ctx.module(nn("Dropout"), p=ratio, fresh=False)
     kw = {}
     if not scale_train:

@@ -6,31 +6,60 @@ then each distinct given ratio and, with flip, its reciprocal.
 """
 from __future__ import annotations
 
+import math
+
+from ..geometry import legacy_dim
 from ..spec import LayerSpec, free, local
 
 
 def aspect_ratios(p) -> list:
+    """1, then each given ratio not within 1e-6 of one already there and, with flip, its
+    reciprocal (a C division: 1/0 is infinite)."""
     ars = [1.0]
     for ar in p.get("aspect_ratio"):
         if any(abs(ar - a) < 1e-6 for a in ars):
             continue
         ars.append(ar)
         if p.get("flip"):
-            ars.append(1.0 / ar)
+            ars.append(1.0 / ar if ar else math.copysign(math.inf, ar))
     return ars
+
+
+def _check(ctx, p) -> None:
+    """PriorBoxLayer::LayerSetUp's checks."""
+    mins, maxs = p.get("min_size"), p.get("max_size")
+    if not mins:
+        ctx.fail("min_size is required", "min_size")
+    if not all(m > 0 for m in mins):
+        ctx.fail(f"min_size must be positive, got {list(mins)}", "min_size")
+    if maxs and len(maxs) != len(mins):
+        ctx.fail(f"{len(maxs)} max_size values for {len(mins)} min_size values", "max_size")
+    if not all(hi > lo for lo, hi in zip(mins, maxs)):
+        ctx.fail(f"each max_size must be greater than its min_size, got min {list(mins)}, max "
+                 f"{list(maxs)}", "max_size")
+    variance = p.get("variance")
+    if len(variance) not in (0, 1, 4):
+        ctx.fail(f"variance takes 1 or 4 values, got {len(variance)}", "variance")
+    if not all(v > 0 for v in variance):
+        ctx.fail(f"variance must be positive, got {list(variance)}", "variance")
+    for pair, single in ((("img_h", "img_w"), "img_size"), (("step_h", "step_w"), "step")):
+        given = [f for f in pair if p.has(f)]
+        if given and p.has(single):
+            ctx.fail(f"give either {single} or {pair[0]}/{pair[1]}, not both", single)
+        for f in (pair if given else (single,) if p.has(single) else ()):
+            if not p.get(f) > 0:       # an unset one of the pair is 0 (Caffe reads it anyway)
+                ctx.fail(f"{f} must be larger than 0, got {p.get(f)}", f if p.has(f) else given[0])
 
 
 def prior_box_shape(ctx, bottoms):
     p = ctx.p
-    feat = bottoms[0]
-    mins, maxs = p.get("min_size"), p.get("max_size")
-    if not mins:
-        ctx.fail("min_size is required", "min_size")
-    if maxs and len(maxs) != len(mins):
-        ctx.fail(f"{len(maxs)} max_size values for {len(mins)} min_size values", "max_size")
+    _check(ctx, p)
     ars = aspect_ratios(p)
-    n = len(ars) * len(mins) + len(maxs)
-    h, w = feat[2], feat[3]
+    n = len(ars) * len(p.get("min_size")) + len(p.get("max_size"))
+    h, w = legacy_dim(bottoms[0], 2), legacy_dim(bottoms[0], 3)
+    legacy_dim(bottoms[1], 3, 1)        # Forward reads the image's width() and height()
+    if h * w * n * 4 <= 0:
+        ctx.fail(f"the feature map {tuple(bottoms[0])} has no cells: {h}x{w} cells x {n} priors")
     ctx.note(f"{h}x{w} cells x {n} priors x 4 = {h * w * n * 4} (aspect ratios {ars})")
     return [(1, 2, h * w * n * 4)]
 

@@ -5,6 +5,22 @@ import torch
 from torch import nn
 
 
+def _legacy_hw(t):
+    """Blob::height(), width(): axes 2 and 3, 1 past the last axis."""
+    return tuple(t.shape[a] if a < t.dim() else 1 for a in (2, 3))
+
+
+def _c_div(a: float, b: float) -> float:
+    """a / b in IEEE arithmetic, as C computes it (x/0 is infinite, 0/0 NaN)."""
+    if b:
+        return a / b
+    return math.copysign(math.inf, a) * math.copysign(1.0, b) if a else math.nan
+
+
+def _c_sqrt(x: float) -> float:
+    return math.sqrt(x) if x >= 0 else math.nan
+
+
 class CaffePriorBox(nn.Module):
     """PriorBox (SSD fork, prior_box_layer.cpp): the default boxes of a feature map, from the
     shapes of its inputs only. For each cell (row-major), centred at ((w + offset) * step_w,
@@ -30,7 +46,8 @@ class CaffePriorBox(nn.Module):
                 f"img_size={self.img_size}, step={self.step}, offset={self.offset}")
 
     def boxes(self, layer_h, layer_w, img_h, img_w):
-        step_h, step_w = self.step if self.step is not None else (img_h / layer_h, img_w / layer_w)
+        step_h, step_w = self.step if self.step is not None else (_c_div(img_h, layer_h),
+                                                                   _c_div(img_w, layer_w))
         out = []
         for h in range(layer_h):
             for w in range(layer_w):
@@ -43,15 +60,15 @@ class CaffePriorBox(nn.Module):
                         shapes.append((side, side))
                     for ar in self.aspect_ratio:
                         if abs(ar - 1.0) >= 1e-6:
-                            shapes.append((s * math.sqrt(ar), s / math.sqrt(ar)))
+                            shapes.append((s * _c_sqrt(ar), _c_div(s, _c_sqrt(ar))))
                     for bw, bh in shapes:
-                        out += [(cx - bw / 2.0) / img_w, (cy - bh / 2.0) / img_h,
-                                (cx + bw / 2.0) / img_w, (cy + bh / 2.0) / img_h]
+                        out += [_c_div(cx - bw / 2.0, img_w), _c_div(cy - bh / 2.0, img_h),
+                                _c_div(cx + bw / 2.0, img_w), _c_div(cy + bh / 2.0, img_h)]
         return out
 
     def forward(self, feature, image):
-        layer_h, layer_w = feature.shape[-2:]
-        img_h, img_w = self.img_size if self.img_size is not None else image.shape[-2:]
+        layer_h, layer_w = _legacy_hw(feature)
+        img_h, img_w = self.img_size if self.img_size is not None else _legacy_hw(image)
         key = (layer_h, layer_w, img_h, img_w, str(feature.device))
         y = self._cache.get(key)
         if y is None:
