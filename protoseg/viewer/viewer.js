@@ -58,9 +58,10 @@
   function focus(id) {                  // centre a node, zoomed in enough to read it
     const r = groups[id].getBoundingClientRect();
     const c = toSvg(r.left + r.width / 2, r.top + r.height / 2);
-    const w = Math.min(view.w, Math.max(600, (r.width / svg.getScreenCTM().a) * 3));
-    const h = view.h * (w / view.w);
-    view = { x: c.x - w / 2, y: c.y - h / 2, w: w, h: h };
+    const box = graph.getBoundingClientRect();
+    const k = Math.max(svg.getScreenCTM().a, 1.3);       // screen pixels per SVG unit
+    view = { x: c.x - box.width / k / 2, y: c.y - box.height / k / 2,
+             w: box.width / k, h: box.height / k };
     show();
   }
   graph.addEventListener("wheel", (e) => {
