@@ -16,6 +16,7 @@ script puts them into the page with textContent, never as markup.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import re
 from ..analysis import coord_maps, costs
 from ..analysis.coords import axis_name
 from ..cli.output import si      # the same MACs text as `protoseg shapes --cost`
-from ..draw import dot_source, drawing, render
+from ..draw import Drawing, dot_source, drawing, render
 from ..schema import msg_text
 from ..shapes import Shapes
 from ..text import fmt_number, human_bytes
@@ -38,12 +39,14 @@ def _asset(name: str) -> str:
         return f.read()
 
 
-def page_data(shapes: Shapes, d=None) -> dict:
+def page_data(shapes: Shapes, d: Drawing | None = None) -> dict:
     """What the page shows, as JSON-ready data: the net's totals and, per drawing node id, its
-    layers (or the output blob it stands for)."""
+    layers (or the output blob it stands for). `d`: the net's drawing, when already made."""
     if not isinstance(shapes, Shapes):
         raise TypeError(f"page_data takes the Shapes of a net (from infer_shapes), not "
                         f"{type(shapes).__name__}")
+    if d is not None and not isinstance(d, Drawing):
+        raise TypeError(f"page_data's d is the net's Drawing, not {type(d).__name__}")
     d = drawing(shapes) if d is None else d
     total, maps = costs(shapes), coord_maps(shapes)
     cost_of = {id(ls): c for ls, c in zip(shapes.layers, total.layers)}
@@ -57,7 +60,6 @@ def page_data(shapes: Shapes, d=None) -> dict:
             "bottoms": [[b, list(s)] for b, s in zip(l.bottoms, ls.bottoms)],
             "tops": [[t, list(s), _maps(maps.of(v), len(s))]
                      for t, v, s in zip(l.tops, l.top_values, ls.tops)],
-            "in_place": any(l.in_place),
             "cost": {"params": c.params, "macs": c.macs, "activation_bytes": c.activation_bytes,
                      "text": ["?" if c.params is None else f"{c.params:,}",
                               "?" if c.macs is None else si(c.macs),
@@ -71,7 +73,7 @@ def page_data(shapes: Shapes, d=None) -> dict:
         if n.blob is not None:
             nodes[n.id] = {"blob": n.blob, "shape": list(n.shape)}
         else:
-            nodes[n.id] = {"family": n.family, "layers": [layer(ls) for ls in n.layers]}
+            nodes[n.id] = {"layers": [layer(ls) for ls in n.layers]}
     return {"name": d.name, "layers": len(shapes.layers), "folded": d.folded, "nodes": nodes,
             "totals": {"params": total.params, "macs": total.macs,
                        "activation_bytes": total.activation_bytes, "unknown": total.unknown,
@@ -112,7 +114,6 @@ def page(shapes: Shapes, rankdir: str = "TB") -> str:
                         f"{type(shapes).__name__}")
     d = drawing(shapes)
     svg = render(dot_source(d, rankdir), "svg").decode("utf-8")
-    title = d.name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _asset("viewer.html").format(
-        title=title, style=_asset("viewer.css"), svg=_inline_svg(svg),
+        title=html.escape(d.name), style=_asset("viewer.css"), svg=_inline_svg(svg),
         data=_json_in_html(page_data(shapes, d)), script=_asset("viewer.js"))
