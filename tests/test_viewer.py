@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,6 +115,16 @@ def test_cli_writes_the_page(tmp_path, capsys):
     assert capsys.readouterr().out == (f"wrote {out}: 47 layers in 32 nodes (15 in-place layers "
                                        f"folded), 1 output, 37 edges\n")
     assert data_block(out.read_text(encoding="utf-8"))["layers"] == 47
+
+
+@needs_dot
+def test_html_does_not_import_torch_or_numpy(tmp_path):
+    code = ("import sys, protoseg.cli as c; c.main(['draw', %r, '-o', %r]); "
+            "sys.exit(3 if {'torch', 'numpy'} & set(sys.modules) else 0)"
+            % (prototxt("fcn8s"), str(tmp_path / "f.html")))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "f.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
 # ---------------------------------------------------------------------------------------------
