@@ -249,7 +249,7 @@ def test_dot_output_needs_no_graphviz(capsys, tmp_path, monkeypatch):
 def test_unknown_extension(capsys, tmp_path):
     code, _, err = run(capsys, "draw", prototxt("fcn8s"), "-o", str(tmp_path / "f.jpg"))
     assert code == 2
-    assert "cannot tell the drawing's format from its name: end it in .dot, .svg, .png or .pdf" in err
+    assert "cannot tell the drawing's format from its name: end it in .dot, .svg, .png, .pdf or .html" in err
 
 
 def test_bad_rankdir_is_a_usage_error(capsys):

@@ -50,7 +50,7 @@ def workdir(tmp_path_factory):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command(command, workdir):
     argv = shlex.split(command)
-    if any(a.endswith((".svg", ".png", ".pdf")) for a in argv) and shutil.which("dot") is None:
+    if any(a.endswith((".svg", ".png", ".pdf", ".html")) for a in argv) and shutil.which("dot") is None:
         pytest.skip("Graphviz's dot is not installed")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, "-m", "protoseg", *argv[1:]], cwd=workdir, capture_output=True,
@@ -76,3 +76,8 @@ def test_readme_has_the_two_setup_commands():
     assert "protoseg shapes prototxts/fcn8s.prototxt" in lines[0]
     assert lines[1] == "$ python -m pytest -q"
     assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("image", re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README))
+def test_readme_image_exists(image):
+    assert (ROOT / image).is_file()

@@ -1,5 +1,6 @@
 """`protoseg draw`: a drawing of the net (layers as nodes, blobs as edges labelled with their
-shapes) as DOT, or as SVG, PNG or PDF through Graphviz's `dot`. Imports no torch."""
+shapes) as DOT, or as SVG, PNG or PDF through Graphviz's `dot`, or as an HTML page to explore it
+(protoseg.viewer). Imports no torch."""
 from __future__ import annotations
 
 import os
@@ -16,10 +17,12 @@ def register(sub):
                                    "the layer whose top they rewrite), one edge per blob read, "
                                    "labelled with the blob's name and shape; colours by layer "
                                    "family. DOT needs nothing installed; SVG, PNG and PDF run "
-                                   "Graphviz's `dot`.")
+                                   "Graphviz's `dot`, and so does HTML: one self-contained page "
+                                   "that pans, zooms, finds layers and shows each layer's "
+                                   "parameters, shapes, cost and receptive field.")
     add_net_options(p)
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="FILE.dot, .svg, .png or .pdf (default: DOT on stdout)")
+                   help="FILE.dot, .svg, .png, .pdf or .html (default: DOT on stdout)")
     p.add_argument("--rankdir", choices=RANKDIRS, default="TB", type=str.upper,
                    help="the direction the net flows: top to bottom (default), left to right, ...")
     return p
@@ -30,15 +33,20 @@ def run(args) -> int:
     fmt = None
     if args.output:
         fmt = os.path.splitext(args.output)[1][1:].lower()
-        if fmt not in FORMATS:
+        if fmt not in FORMATS + ("html",):
             raise ProtosegError(f"{args.output}: cannot tell the drawing's format from its name: "
-                                f"end it in .dot, .svg, .png or .pdf")
-    d = drawing(load_shapes(args))
+                                f"end it in .dot, .svg, .png, .pdf or .html")
+    shapes = load_shapes(args)
+    d = drawing(shapes)
     source = dot_source(d, args.rankdir)
     if not args.output:
         print(source, end="")
         return 0
-    data = source.encode("utf-8") if fmt == "dot" else render(source, fmt)
+    if fmt == "html":
+        from ..viewer import page
+        data = page(shapes, args.rankdir).encode("utf-8")
+    else:
+        data = source.encode("utf-8") if fmt == "dot" else render(source, fmt)
     with Outputs() as out:
         out.add(args.output, lambda tmp: _write(tmp, data), protect=[args.prototxt])
     layers = sum(len(n.layers) for n in d.nodes)
