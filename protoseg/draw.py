@@ -49,10 +49,12 @@ _FAMILY_OF = {
     "interp": "resize", "upsample": "resize",
     "softmax": "prediction", "argmax": "prediction", "reduction": "prediction",
     "loss": "loss",
-    "prior_box": "detection", "detection": "detection",
+    "prior_box": "detection", "detection": "detection", "meanfield": "prediction",
+    "python_layer": "other",
 }
 
-# family -> fill colour; "other": types the user registered; "output": a net output
+# family -> fill colour; "other": Python layers and types the user registered; "output": a net
+# output
 FAMILIES = {
     "data": "#d9d9d9", "convolution": "#f4a6a6", "pooling": "#ffd08a",
     "inner product": "#d7b5f0", "activation": "#b8e6b8", "normalization": "#a9d3f5",

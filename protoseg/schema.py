@@ -373,9 +373,9 @@ def field_text(msg: Msg, name: str) -> str:
     """One field of a message in protobuf text format (`kernel_size: 3 kernel_size: 5` when
     repeated)."""
     value = msg.get(name)
-    kind = msg.type.fields[name].kind
-    return " ".join(f"{name} {{ {msg_text(v)} }}" if kind == "message"
-                    else f"{name}: {v}" if kind == "enum" else f"{name}: {_text_value(v)}"
+    f = msg.type.fields[name]
+    return " ".join(f"{name} {{ {msg_text(v)} }}" if f.kind == "message"
+                    else f"{name}: {v}" if f.kind == "enum" else f"{name}: {value_text(v, f.type)}"
                     for v in (value if isinstance(value, list) else [value]))
 
 
@@ -392,11 +392,20 @@ def msg_data(msg: Msg) -> dict:
             for name, value in msg.fields()}
 
 
-def _text_value(v) -> str:
+def value_text(v, type_: str = "double") -> str:
+    """A scalar as protobuf's text format writes it: floats as SimpleFtoa / SimpleDtoa do (the
+    shortest of %.6g / %.9g, or %.15g / %.17g for a double, that reads back to the value: a
+    float field's 9.999999747378752e-06 is `1e-05`), inf, -inf and nan; strings quoted with
+    C escapes."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return repr(v).removesuffix(".0") if math.isfinite(v) else repr(v)
+        if not math.isfinite(v):
+            return repr(v)
+        short, full = (6, 9) if type_ == "float" else (15, 17)
+        text = f"{v:.{short}g}"
+        back = float(text) if type_ != "float" else _c_float(float(text))
+        return text if back == v else f"{v:.{full}g}"
     if isinstance(v, str):
         out = ""
         for c in v:
