@@ -284,6 +284,7 @@ def _inputs_to_layer(net: Msg) -> Msg | None:
         for i in range(len(names)):
             bs = _new("BlobShape", net.span_of("input_dim"))
             bs.set("dim", list(dims[4 * i:4 * i + 4]))
+            bs.item_spans["dim"] = net.item_spans.get("input_dim", [])[4 * i:4 * i + 4]
             out.append(bs)
         ip.set("shape", out)
     # Bare `input:` names without shapes (Caffe strips them) still become the Input layer's tops:

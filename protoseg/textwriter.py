@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from dataclasses import dataclass
 
 from .schema import FieldDef, Msg, _c_float
 
@@ -35,13 +36,12 @@ _TO_BRACKET = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\s|#[^\n]*)*:?(?:\
 
 
 class _Comments:
-    """The comments of a source text (offset, text, trailing, blank line before) in file order,
-    and where each bracket closes."""
+    """The comments of a source text, in file order, and where each bracket closes."""
 
     def __init__(self, text: str):
         self.text = text
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        self.items = []
+        self.items: list[_Comment] = []
         self.closes = {}         # offset of an opening bracket -> offset of its closing one
         opened = []
         for m in _LEXEME.finditer(text):
@@ -49,28 +49,19 @@ class _Comments:
             if c == "#":
                 start = m.start()
                 line_start = text.rfind("\n", 0, start) + 1
-                trailing = text[line_start:start].strip() != ""
                 before = text.rfind("\n", 0, max(line_start - 1, 0)) + 1
-                blank = line_start > 0 and text[before:line_start].strip() == ""
-                self.items.append((start, m.group().rstrip(), trailing, blank))
+                self.items.append(_Comment(start, m.group().rstrip(),
+                                           trailing=text[line_start:start].strip() != "",
+                                           blank=line_start > 0 and not text[before:line_start].strip()))
             elif c in "{<[":
                 opened.append(m.start())
             elif c in "}>]" and opened:
                 self.closes[opened.pop()] = m.start()
-        self.next = 0
 
     def offset(self, span) -> int | None:
         if span is None or not span.line or span.line > len(self.line_starts):
             return None
         return self.line_starts[span.line - 1] + span.col - 1
-
-    def before(self, offset: int) -> list:
-        """The comments not yet taken that start before `offset`."""
-        end = self.next
-        while end < len(self.items) and self.items[end][0] < offset:
-            end += 1
-        taken, self.next = self.items[self.next:end], end
-        return taken
 
     def close_of(self, msg: Msg, names: tuple) -> int | None:
         """Where the message written at msg.span closes, when that span is the opening bracket
@@ -86,48 +77,68 @@ class _Comments:
             at = m.end()
         return self.closes.get(at)
 
-
-class _Writer:
-    def __init__(self, source: str | None):
-        self.lines: list[str] = []
-        self.comments = _Comments(source) if source is not None else None
-
-    def flush(self, offset: int | None, indent: str) -> None:
-        if self.comments is None or offset is None:
-            return
-        for _, text, trailing, blank in self.comments.before(offset):
-            if trailing and self.lines:
-                self.lines[-1] += "  " + text
-                continue
-            if blank and self.lines and self.lines[-1]:
-                self.lines.append("")
-            self.lines.append(indent + text)
-
-    def position(self, span) -> int | None:
-        return self.comments.offset(span) if self.comments is not None else None
-
-    def message(self, msg: Msg, indent: str) -> None:
-        for name, value in msg.fields():
-            f = msg.type.fields[name]
-            values = value if f.repeated else [value]
-            item_spans = msg.item_spans.get(name, [])
-            for i, v in enumerate(values):
-                if f.kind == "message":
-                    span = v.span
-                elif f.repeated and len(item_spans) == len(values):
-                    span = item_spans[i]
+    def place(self, lines: list) -> list[str]:
+        """The lines written, [text, source offset or None, indent of a comment before it], with
+        the comments: one after a token on its line goes at the end of the line written for the
+        last field (or closing bracket) before it on that source line, when there is one; any
+        other before the first line written for a source position after it."""
+        anchors = sorted((pos, i) for i, (_, pos, _) in enumerate(lines) if pos is not None)
+        keys = [pos for pos, _ in anchors]
+        after: dict[int, list] = {}
+        own = []
+        for c in self.items:
+            k = bisect.bisect_left(keys, c.offset) - 1
+            if c.trailing and k >= 0 and "\n" not in self.text[keys[k]:c.offset]:
+                after.setdefault(anchors[k][1], []).append(c.text)
+            else:
+                own.append(c)
+        out: list[str] = []
+        pending = iter(own)
+        c = next(pending, None)
+        for i, (text, pos, indent) in enumerate(lines + [["", math.inf, ""]]):
+            while c is not None and pos is not None and c.offset < pos:
+                if c.trailing and out:
+                    out[-1] += "  " + c.text
                 else:
-                    span = msg.spans.get(name)
-                self.flush(self.position(span), indent)
-                if f.kind != "message":
-                    self.lines.append(f"{indent}{name}: {value_text(f, v)}")
-                    continue
-                self.lines.append(f"{indent}{name} {{")
-                self.message(v, indent + INDENT)
-                if self.comments is not None:
-                    self.flush(self.comments.close_of(v, _SOURCE_NAMES.get(name, (name,))),
-                               indent + INDENT)
-                self.lines.append(indent + "}")
+                    if c.blank and out and out[-1]:
+                        out.append("")
+                    out.append(indent + c.text)
+                c = next(pending, None)
+            if i < len(lines):
+                out.append(text + "".join("  " + t for t in after.get(i, ())))
+        return out
+
+
+@dataclass(slots=True)
+class _Comment:
+    offset: int
+    text: str
+    trailing: bool      # a token precedes it on its line
+    blank: bool         # a blank line precedes it
+
+
+def _lines(msg: Msg, indent: str, comments: _Comments | None, out: list) -> None:
+    """Append msg's lines to `out` as [text, source offset or None, indent of a comment before]."""
+    def offset(span):
+        return comments.offset(span) if comments is not None else None
+    for name, value in msg.fields():
+        f = msg.type.fields[name]
+        values = value if f.repeated else [value]
+        item_spans = msg.item_spans.get(name, [])
+        for i, v in enumerate(values):
+            if f.kind == "message":
+                span = v.span
+            elif f.repeated and len(item_spans) == len(values):
+                span = item_spans[i]
+            else:
+                span = msg.spans.get(name)
+            if f.kind != "message":
+                out.append([f"{indent}{name}: {value_text(f, v)}", offset(span), indent])
+                continue
+            out.append([f"{indent}{name} {{", offset(span), indent])
+            _lines(v, indent + INDENT, comments, out)
+            close = comments.close_of(v, _SOURCE_NAMES.get(name, (name,))) if comments else None
+            out.append([indent + "}", close, indent + INDENT])
 
 
 # The field an upgraded message was written as in the source: a V2 `layer` was a V1 `layers`.
@@ -141,10 +152,11 @@ def format_message(msg: Msg, source: str | None = None) -> str:
         raise TypeError(f"msg must be a protoseg.schema.Msg, not {type(msg).__name__}")
     if source is not None and not isinstance(source, str):
         raise TypeError(f"source must be a str, not {type(source).__name__}")
-    w = _Writer(source)
-    w.message(msg, "")
-    w.flush(math.inf, "")
-    return "".join(line.rstrip() + "\n" for line in w.lines)
+    comments = _Comments(source) if source is not None else None
+    lines: list = []
+    _lines(msg, "", comments, lines)
+    text = comments.place(lines) if comments is not None else [line[0] for line in lines]
+    return "".join(line.rstrip() + "\n" for line in text)
 
 
 def value_text(f: FieldDef, v) -> str:
