@@ -105,9 +105,13 @@ def _v0_to_v1(net: Msg) -> None:
             padding, bottoms[0] = pad_of[bottoms[0]]
         v1.set("bottom", bottoms)
         v1.set("top", list(l.get("top")))
-        for k in ("blobs_lr", "weight_decay", "include", "exclude"):
+        for k in ("include", "exclude"):
             if l.has(k):
                 v1.set(k, l.get(k))
+        for k in ("blobs", "blobs_lr", "weight_decay"):     # the V0 layer's own (Caffe reads them there)
+            if v0.has(k):
+                v1.set(k, v0.get(k), v0.span_of(k))
+                v1.item_spans[k] = v0.item_spans.get(k, [])
         _v0_params(v0, v1, t1, name, padding)
         new_layers.append(v1)
     net.set("layers", new_layers)
