@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import caffe_ref
 from protoseg.cli import main
 from protoseg.errors import ProtosegError, SchemaError
 from protoseg.net import load_net
@@ -430,3 +431,39 @@ def test_fmt_and_upgrade_import_no_torch(tmp_path):
             f"main(['fmt', {str(LENET_V1)!r}])\n"
             "assert 'torch' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the reference Caffe reads the upgraded legacy nets to the same nets
+
+def _legacy_cases():
+    if not CORPUS.is_dir():
+        return []
+    from test_caffe_corpus import BUILDS
+    legacy = {"layers", "input", "input_dim", "input_shape"}
+    return [(rel, stages) for rel, stages in BUILDS
+            if legacy & {e.name for e in parse_text(_text(rel)).entries}]
+
+
+@pytest.fixture(scope="module")
+def caffe_built():
+    """{(rel, stages): (Caffe's Result for the original, for the upgraded text)}."""
+    import dataclasses
+
+    from test_caffe_corpus import _job
+    jobs = {}
+    for rel, stages in _legacy_cases():
+        job = _job(rel, stages, forward=False)
+        jobs[rel, stages] = (job, dataclasses.replace(job, id=job.id + "(upgraded)",
+                                                      prototxt=upgraded(_text(rel))))
+    results = caffe_ref.run([j for pair in jobs.values() for j in pair])
+    return {case: (results[a.id], results[b.id]) for case, (a, b) in jobs.items()}
+
+
+@pytest.mark.caffe
+@caffe_ref.skip_unless_available()
+@pytest.mark.parametrize("rel, stages", _legacy_cases(), ids=[r for r, _ in _legacy_cases()])
+def test_caffe_builds_the_upgraded_net_as_the_original(rel, stages, caffe_built):
+    original, new = (r.check() for r in caffe_built[rel, stages])
+    assert new.layers == original.layers
+    assert new.shapes == original.shapes
