@@ -133,7 +133,7 @@ def _lines(msg: Msg, indent: str, comments: _Comments | None, out: list) -> None
             else:
                 span = msg.spans.get(name)
             if f.kind != "message":
-                out.append([f"{indent}{name}: {value_text(f, v)}", offset(span), indent])
+                out.append([f"{indent}{name}: {_value_text(f, v)}", offset(span), indent])
                 continue
             out.append([f"{indent}{name} {{", offset(span), indent])
             _lines(v, indent + INDENT, comments, out)
@@ -145,7 +145,7 @@ def _lines(msg: Msg, indent: str, comments: _Comments | None, out: list) -> None
 _SOURCE_NAMES = {"layer": ("layer", "layers")}
 
 
-def format_message(msg: Msg, source: str | None = None) -> str:
+def _format_message(msg: Msg, source: str | None = None) -> str:
     """`msg` in canonical protobuf text format (see the module's docstring), with the comments of
     `source`, the text it was read from, when given."""
     if not isinstance(msg, Msg):
@@ -159,14 +159,14 @@ def format_message(msg: Msg, source: str | None = None) -> str:
     return "".join(line.rstrip() + "\n" for line in text)
 
 
-def value_text(f: FieldDef, v) -> str:
+def _value_text(f: FieldDef, v) -> str:
     """One scalar or enum value as protobuf's text format writes it."""
     if f.kind == "enum":
         return v
     if f.type == "bool":
         return "true" if v else "false"
     if f.type in ("string", "bytes"):
-        return '"' + c_escape(v.encode("utf-8", "surrogateescape")) + '"'
+        return '"' + _c_escape(v.encode("utf-8", "surrogateescape")) + '"'
     if f.type == "float":
         return _float_text(v, 6, 9, _c_float)
     if f.type == "double":
@@ -188,7 +188,7 @@ _ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord('"'): '\\"
             ord("\\"): "\\\\"}
 
 
-def c_escape(data: bytes) -> str:
+def _c_escape(data: bytes) -> str:
     """protobuf's CEscape: the escapes above, printable ASCII as is, any other byte in octal."""
     return "".join(_ESCAPES.get(b) or (chr(b) if 0x20 <= b < 0x7f else f"\\{b:03o}") for b in data)
 
@@ -214,4 +214,4 @@ def _formatted(source, text, file, upgrade, caller: str) -> tuple[str, str]:
         fmt = net_format(params)
         if upgrade:
             fmt, params = upgrade_net(params)
-    return fmt, format_message(params, text)
+    return fmt, _format_message(params, text)

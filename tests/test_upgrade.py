@@ -396,6 +396,13 @@ def test_fmt_in_place_then_unchanged(capsys, tmp_path):
     assert path.read_text() == first
 
 
+def test_comment_bytes_that_are_not_utf8_are_kept(capsys, tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_bytes(b'name: "n"  # caf\xe9 in Latin-1\n')
+    assert run(capsys, "fmt", path, "-o", tmp_path / "out.prototxt")[0] == 0
+    assert (tmp_path / "out.prototxt").read_bytes() == b'name: "n"  # caf\xe9 in Latin-1\n'
+
+
 @pytest.mark.parametrize("command", ["fmt", "upgrade"])
 def test_bad_prototxt_gives_a_located_error_and_no_file(command, capsys, tmp_path):
     bad = tmp_path / "bad.prototxt"

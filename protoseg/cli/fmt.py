@@ -2,6 +2,8 @@
 stdout, into a file, or in place. Imports no torch."""
 from __future__ import annotations
 
+import sys
+
 from ..files import Outputs
 
 
@@ -26,11 +28,12 @@ def add_output_options(p) -> None:
 def write_result(args, text: str) -> str | None:
     """Print `text`, or write it whole to --output (not the input) or over the input with
     --in-place; returns the path written, None for stdout."""
+    data = text.encode("utf-8", "surrogateescape")      # a comment's non-UTF-8 bytes as they were
     if not (args.output or args.in_place):
-        print(text, end="")
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
         return None
     path = args.prototxt if args.in_place else args.output
-    data = text.encode("utf-8", "surrogateescape")      # a comment's non-UTF-8 bytes as they were
     with Outputs() as out:
         out.add(path, lambda tmp: _write(tmp, data), protect=[] if args.in_place else [args.prototxt])
     return path
