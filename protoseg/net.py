@@ -6,6 +6,7 @@ its blob bookkeeping (in-place tops rebind a name; any other second producer is 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -104,9 +105,13 @@ def _v0_to_v1(net: Msg) -> None:
             padding, bottoms[0] = pad_of[bottoms[0]]
         v1.set("bottom", bottoms)
         v1.set("top", list(l.get("top")))
-        for k in ("blobs_lr", "weight_decay", "include", "exclude"):
+        for k in ("include", "exclude"):
             if l.has(k):
                 v1.set(k, l.get(k))
+        for k in ("blobs", "blobs_lr", "weight_decay"):     # the V0 layer's own (Caffe reads them there)
+            if v0.has(k):
+                v1.set(k, v0.get(k), v0.span_of(k))
+                v1.item_spans[k] = v0.item_spans.get(k, [])
         _v0_params(v0, v1, t1, name, padding)
         new_layers.append(v1)
     net.set("layers", new_layers)
@@ -185,48 +190,74 @@ def _v0_params(v0: Msg, v1: Msg, t1: str, name: str, padding) -> None:
             sub("pooling_param").set("pad", padding)
 
 
+_PARAM_FIELDS = ("blobs_lr", "weight_decay", "param", "blob_share_mode")
+_DATA_TYPES = {"DATA": "data_param", "IMAGE_DATA": "image_data_param",
+               "WINDOW_DATA": "window_data_param"}
+
+
+def _v1_data_transformation(net: Msg) -> None:
+    """V1 data layers' scale, mean_file, crop_size and mirror move from their data parameter into
+    transform_param (UpgradeNetDataTransformation)."""
+    for layer in net.get("layers"):
+        target = _DATA_TYPES.get(layer.get("type"))
+        if target is None or not layer.has(target):
+            continue
+        data = layer.get(target)
+        for f in ("scale", "mean_file", "crop_size", "mirror"):
+            if data.has(f):
+                if not layer.has("transform_param"):
+                    layer.set("transform_param", _new("TransformationParameter", data.span))
+                layer.get("transform_param").set(f, data.get(f), data.span_of(f))
+                data.clear(f)
+
+
 def _v1_to_v2(net: Msg) -> list:
+    """V1 layers -> V2 LayerParameters (UpgradeV1LayerParameter), each field where the V1 layer
+    had it: the type string where the enum was, the ParamSpecs where the first of blobs_lr,
+    weight_decay, param and blob_share_mode was."""
     layers = []
     v2_fields = caffe_schema().message("LayerParameter").fields
     for old in net.get("layers"):
         new = _new("LayerParameter", old.span)
-        type_enum = old.get("type")
         name = old.get("name")
-        if type_enum is None:
-            type_enum = "NONE"
+        type_enum = old.get("type") if old.has("type") else "NONE"
         if type_enum not in v1_types():
             raise SchemaError(f"V1 layer type {type_enum} has no known V2 equivalent",
                               span=old.span_of("type"), layer=name)
-        new.set("type", v1_types()[type_enum], old.span_of("type"))
+        if not old.has("type"):
+            new.set("type", v1_types()[type_enum])
         for f, value in old.fields():
             span = old.span_of(f)
-            if f in ("type", "layer", "blobs_lr", "weight_decay", "param", "blob_share_mode"):
+            if f == "type":
+                new.set("type", v1_types()[type_enum], span)
+            elif f in _PARAM_FIELDS:
+                if not new.has("param"):
+                    new.set("param", _param_specs(old), span)
+            elif f == "layer":
                 continue
-            if f in v2_fields:
+            elif f in v2_fields:
                 new.set(f, value, span)
                 if f in old.item_spans:
                     new.item_spans[f] = old.item_spans[f]
             else:
                 raise SchemaError(f"V1 field '{f}' has no place in a V2 layer", span=span, layer=name)
-        specs = []
-        n = max(len(old.get("blobs_lr")), len(old.get("weight_decay")), len(old.get("param")),
-                len(old.get("blob_share_mode")))
-        for i in range(n):
-            ps = _new("ParamSpec", old.span)
-            if i < len(old.get("param")):
-                ps.set("name", old.get("param")[i])
-            if i < len(old.get("blob_share_mode")):
-                ps.set("share_mode", old.get("blob_share_mode")[i])
-            if i < len(old.get("blobs_lr")):
-                ps.set("lr_mult", old.get("blobs_lr")[i])
-            if i < len(old.get("weight_decay")):
-                ps.set("decay_mult", old.get("weight_decay")[i])
-            specs.append(ps)
-        if specs:
-            new.set("param", specs)
         # DeepLab v1 convolution `hole` = dilation; pooling `ceil_mode` handled by the layer rule.
         layers.append(new)
     return layers
+
+
+def _param_specs(old: Msg) -> list:
+    """A V1 layer's blobs_lr, weight_decay, param (names) and blob_share_mode as ParamSpecs."""
+    specs = []
+    for i in range(max(len(old.get(f)) for f in _PARAM_FIELDS)):
+        ps = _new("ParamSpec", old.span_of("param", i) if i < len(old.get("param")) else
+                  old.span_of("blobs_lr", i) if i < len(old.get("blobs_lr")) else old.span)
+        for v1_name, v2_name in (("param", "name"), ("blob_share_mode", "share_mode"),
+                                 ("blobs_lr", "lr_mult"), ("weight_decay", "decay_mult")):
+            if i < len(old.get(v1_name)):
+                ps.set(v2_name, old.get(v1_name)[i], old.span_of(v1_name, i))
+        specs.append(ps)
+    return specs
 
 
 def _inputs_to_layer(net: Msg) -> Msg | None:
@@ -257,12 +288,72 @@ def _inputs_to_layer(net: Msg) -> Msg | None:
         for i in range(len(names)):
             bs = _new("BlobShape", net.span_of("input_dim"))
             bs.set("dim", list(dims[4 * i:4 * i + 4]))
+            bs.item_spans["dim"] = net.item_spans.get("input_dim", [])[4 * i:4 * i + 4]
             out.append(bs)
         ip.set("shape", out)
     # Bare `input:` names without shapes (Caffe strips them) still become the Input layer's tops:
     # their shapes must then come from --input.
     layer.set("input_param", ip)
     return layer
+
+
+def _batch_norm_params(layers: list) -> None:
+    """The old BatchNorm's three ParamSpecs get lr_mult and decay_mult 0 (UpgradeNetBatchNorm)."""
+    for layer in layers:
+        if layer.get("type") == "BatchNorm" and len(layer.get("param")) == 3:
+            for spec in layer.get("param"):
+                spec.set("lr_mult", 0.0)
+                spec.set("decay_mult", 0.0)
+
+
+def net_format(params: Msg) -> str:
+    """"V2" (`layer`), "V1" (`layers`) or "V0" (`layers` holding a `layer`)."""
+    if not params.get("layers"):
+        return "V2"
+    return "V0" if any(l.has("layer") for l in params.get("layers")) else "V1"
+
+
+def upgrade_layers(params: Msg) -> tuple[str, list]:
+    """The file's format ("V2", "V1" or "V0") and every layer as a V2 LayerParameter, in file
+    order, after the upgrades Caffe's UpgradeNetAsNeeded makes (upgrade_proto.cpp): V0 -> V1
+    (padding layers folded into their consumer), the V1 data layers' transformation fields,
+    V1 -> V2, the net inputs as a layer "input" of type Input placed first, the old BatchNorm's
+    ParamSpecs. A V0 `params` is left in V1 form."""
+    fmt = net_format(params)
+    if fmt != "V2":
+        if params.get("layer"):
+            raise SchemaError("a net uses `layer` (current) or `layers` (legacy V1), not both",
+                              span=params.span_of("layers"))
+        if fmt == "V0":
+            _v0_to_v1(params)
+        _v1_data_transformation(params)
+        layers = _v1_to_v2(params)
+    else:
+        layers = list(params.get("layer"))
+    inp = _inputs_to_layer(params)
+    if inp is not None:
+        layers.insert(0, inp)
+    _batch_norm_params(layers)
+    return fmt, layers
+
+
+_NET_INPUT_FIELDS = ("layer", "layers", "input", "input_dim", "input_shape")
+
+
+def upgrade_net(params: Msg) -> tuple[str, Msg]:
+    """The file's format and the net as a V2 NetParameter (`upgrade_layers`): its fields in file
+    order, the layers where the first of the layers and the inputs were."""
+    fmt, layers = upgrade_layers(params)
+    net = _new("NetParameter", params.span)
+    for f, value in params.fields():
+        if f in _NET_INPUT_FIELDS:
+            if layers and not net.has("layer"):
+                net.set("layer", layers, params.span_of(f))
+            continue
+        net.set(f, value, params.spans.get(f))
+        if f in params.item_spans:
+            net.item_spans[f] = params.item_spans[f]
+    return fmt, net
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,30 +397,41 @@ def load_net(source=None, *, text: str | None = None, file: str | None = None,
     """Parse and load a net: from `source`, a path (str or os.PathLike), or from `text`, the
     prototxt itself (`file` names it in messages; default "<string>")."""
     phase, level, stages = check_state(phase, level, stages)
+    tree, text, file = read_tree(source, text, file, "load_net")
+    with located(text), collector_paused():
+        params = bind(tree, "NetParameter")
+        return _build_net(params, file, text, phase, level, stages)
+
+
+def read_tree(source, text: str | None, file: str | None, caller: str):
+    """(tree, text, file) of a net given as a path (`source`, str or os.PathLike) or as `text`
+    (`file` names it; default "<string>"); `caller` names the public function in type errors."""
     if text is not None:
         if source is not None:
-            raise TypeError("load_net takes a path or text=, not both")
+            raise TypeError(f"{caller} takes a path or text=, not both")
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         if file is not None and not isinstance(file, str):
             raise TypeError(f"file must be a str, not {type(file).__name__}")
         file = file or "<string>"
-        tree = parse_text(text, file)
-    else:
-        if isinstance(source, os.PathLike):
-            source = os.fspath(source)
-        if not isinstance(source, str):
-            raise TypeError(f"load_net takes a path (str or os.PathLike) or text=, not "
-                            f"{type(source).__name__}")
-        tree, text = parse_file(source)
-        file = source
+        return parse_text(text, file), text, file
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if not isinstance(source, str):
+        raise TypeError(f"{caller} takes a path (str or os.PathLike) or text=, not "
+                        f"{type(source).__name__}")
+    tree, text = parse_file(source)
+    return tree, text, source
+
+
+@contextlib.contextmanager
+def located(text: str):
+    """Errors raised inside show their source lines from `text`, the text that was parsed."""
     try:
-        with collector_paused():
-            params = bind(tree, "NetParameter")
-            return _build_net(params, file, text, phase, level, stages)
+        yield
     except ProtosegError as e:
         for err in [e, *e.errors]:
-            err.locate(text=text)       # show source lines from the text we parsed
+            err.locate(text=text)
         raise
 
 
@@ -347,26 +449,10 @@ def check_state(phase, level, stages) -> tuple[str, int, set]:
 
 
 def _build_net(params: Msg, file: str, text: str, phase: str, level: int, stages: set) -> Net:
-    fmt = "V2"
-    if params.get("layers"):
-        if params.get("layer"):
-            raise SchemaError("a net uses `layer` (current) or `layers` (legacy V1), not both",
-                              span=params.span_of("layers"))
-        if any(l.has("layer") for l in params.get("layers")):
-            fmt = "V0"
-            _v0_to_v1(params)
-        else:
-            fmt = "V1"
-        raw_layers = _v1_to_v2(params)
-    else:
-        raw_layers = list(params.get("layer"))
+    fmt, raw_layers = upgrade_layers(params)
     state = params.get("state")
     level = level or state.get("level")
     stages = set(stages) | set(state.get("stage"))
-    inp = _inputs_to_layer(params)
-    if inp is not None:
-        raw_layers.insert(0, inp)
-
     from .layers import registry
     layers, dropped, dropped_layers = [], [], []
     for lp in raw_layers:

@@ -375,7 +375,7 @@ def field_text(msg: Msg, name: str) -> str:
     value = msg.get(name)
     f = msg.type.fields[name]
     return " ".join(f"{name} {{ {msg_text(v)} }}" if f.kind == "message"
-                    else f"{name}: {v}" if f.kind == "enum" else f"{name}: {value_text(v, f.type)}"
+                    else f"{name}: {v}" if f.kind == "enum" else f"{name}: {_text_value(v, f.type)}"
                     for v in (value if isinstance(value, list) else [value]))
 
 
@@ -392,20 +392,25 @@ def msg_data(msg: Msg) -> dict:
             for name, value in msg.fields()}
 
 
-def value_text(v, type_: str = "double") -> str:
-    """A scalar as protobuf's text format writes it: floats as SimpleFtoa / SimpleDtoa do (the
-    shortest of %.6g / %.9g, or %.15g / %.17g for a double, that reads back to the value: a
-    float field's 9.999999747378752e-06 is `1e-05`), inf, -inf and nan; strings quoted with
-    C escapes."""
+def float_text(v: float, type_: str = "double") -> str:
+    """A float or double field's value as protobuf's text format writes it (SimpleFtoa /
+    SimpleDtoa): the shorter of %.6g / %.9g (%.15g / %.17g for a double) that reads back to the
+    value (a float field's 9.999999747378752e-06 is `1e-05`); inf, -inf, nan."""
+    if not math.isfinite(v):
+        return "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
+    short, full = (6, 9) if type_ == "float" else (15, 17)
+    text = f"{v:.{short}g}"
+    back = _c_float(float(text)) if type_ == "float" else float(text)
+    return text if back == v else f"{v:.{full}g}"
+
+
+def _text_value(v, type_: str) -> str:
+    """A scalar for a one-line message text (strings keep their characters; textwriter writes
+    files with protobuf's byte escapes)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        if not math.isfinite(v):
-            return repr(v)
-        short, full = (6, 9) if type_ == "float" else (15, 17)
-        text = f"{v:.{short}g}"
-        back = float(text) if type_ != "float" else _c_float(float(text))
-        return text if back == v else f"{v:.{full}g}"
+        return float_text(v, type_)
     if isinstance(v, str):
         out = ""
         for c in v:

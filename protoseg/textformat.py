@@ -16,7 +16,7 @@ import contextlib
 import gc
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import ProtosegError, PrototxtSyntaxError, Span, clip
 

@@ -19,7 +19,7 @@ from .. import __version__
 from ..errors import ProtosegError
 
 COMMANDS = ("shapes", "compile", "port", "inspect", "layers", "check", "sizes", "draw", "diff",
-            "export", "segment")
+            "export", "segment", "upgrade", "fmt")
 
 BUG_REPORT = ("this is a bug in protoseg {version}; please report it with the command and the "
               "files that caused it (run again with --debug to see the traceback)")
