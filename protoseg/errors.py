@@ -61,7 +61,7 @@ def clip(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-_LONG_QUOTED = re.compile(r"'([^'\n]{81,})'")
+_LONG_QUOTED = re.compile(r"'([^'\s]{81,})'")
 
 
 def clip_quoted(message: str) -> str:

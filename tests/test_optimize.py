@@ -38,7 +38,8 @@ IP = ('layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
 def random_blobs(plan, seed: int = 0) -> dict:
     """{layer: [arrays]} of the shapes each layer's weights rule expects, of a scale that keeps
     activations near 1 through a deep net: weights N(0, 1/fan_in), biases and means N(0, 0.1),
-    scales and slopes 1 + N(0, 0.1), variances in [0.5, 1.5); BatchNorm's factor blob 0.75."""
+    scales and slopes 1 + N(0, 0.1), variances in [0.5, 1.5); BatchNorm's factor blob 0.75; a
+    shared parameter's copies equal to its owner's."""
     rng = np.random.default_rng(seed)
     normal = lambda shape, std=1.0, mean=0.0: (mean + std * rng.standard_normal(shape)).astype(np.float32)  # noqa: E731
     out = {}
@@ -64,6 +65,11 @@ def random_blobs(plan, seed: int = 0) -> dict:
             scales = kind == "Scale" or kind == "BN"
             arrays = [normal(s, 0.1, 1.0 if scales and i == 0 else 0.0) for i, s in enumerate(shapes)]
         out[step.layer.name] = arrays
+    owners = {step.attr: step.layer.name for step in plan.steps}
+    for step in plan.steps:             # shared parameters (param { name }): equal copies
+        for i, share in step.shares.items():
+            owner = out[owners[share.owner]][share.owner_blob]
+            out[step.layer.name][i] = owner.reshape(out[step.layer.name][i].shape)
     return out
 
 
