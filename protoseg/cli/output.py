@@ -40,14 +40,6 @@ def to_json(data, pretty: bool = False) -> str:
     return json.dumps(data, indent=1 if pretty else None, ensure_ascii=False)
 
 
-def si(n: int) -> str:
-    """A count with an SI prefix: 86704128 -> '86.70 M', 15470264320 -> '15.47 G', 512 -> '512'."""
-    for unit, scale in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return str(n)
-
-
 def json_number(x):
     """An exact fraction for JSON: an int when it is one, else a float."""
     return x.numerator if x.denominator == 1 else float(x)

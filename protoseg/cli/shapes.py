@@ -4,9 +4,9 @@ no numpy."""
 from __future__ import annotations
 
 from ..analysis import axis_name, coord_maps, costs
-from ..text import dims, fmt_number, human_bytes
+from ..text import dims, fmt_number, human_bytes, si
 from .options import add_net_options, load_shapes
-from .output import json_number, markdown_table, si, table, to_json
+from .output import json_number, markdown_table, table, to_json
 
 
 def register(sub):

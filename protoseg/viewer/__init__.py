@@ -23,11 +23,10 @@ import re
 
 from ..analysis import coord_maps, costs
 from ..analysis.coords import axis_name
-from ..cli.output import si      # the same MACs text as `protoseg shapes --cost`
 from ..draw import Drawing, dot_source, drawing, render
 from ..schema import msg_text
 from ..shapes import Shapes
-from ..text import fmt_number, human_bytes
+from ..text import fmt_number, human_bytes, si
 
 __all__ = ["page", "page_data"]
 
