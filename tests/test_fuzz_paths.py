@@ -19,6 +19,7 @@ Nothing but a ProtosegError may come out. A short seeded run of each is in the d
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
@@ -74,14 +75,19 @@ def mutate(rng, data: bytes) -> bytes:
     return data
 
 
-def _small_inputs(net) -> dict:
-    """Every input at batch 1 and spatial sizes of at most SIDE; a data layer's tops (2, 3, 24, 24)."""
+def _shapes(net):
+    """The net's shapes; a net with data layers gets (2, 3, 24, 24) for each of their tops."""
     try:
-        shapes = infer_shapes(net)
+        return infer_shapes(net)
     except InputError:
-        return {top: (2, 3, 24, 24) for layer in net.layers if not layer.bottoms for top in layer.tops}
+        return infer_shapes(net, {top: (2, 3, 24, 24) for layer in net.layers if not layer.bottoms
+                                  for top in layer.tops})
+
+
+def _small_inputs(net) -> dict:
+    """Every input at batch 1 and spatial sizes of at most SIDE."""
     return {name: (1,) + tuple(shape[1:2]) + tuple(min(d, SIDE) for d in shape[2:])
-            for name, shape in shapes.inputs.items()}
+            for name, shape in _shapes(net).inputs.items()}
 
 
 @lru_cache(maxsize=None)
@@ -93,54 +99,51 @@ def _original_blobs(source: Path):
         return None
 
 
-def compile_and_port(path: Path, data: bytes, source: Path) -> str:
-    """The property, for one mutated net. Returns how far it got (for the campaign's counts)."""
-    path.write_bytes(data)
-    try:
-        net = load_net(str(path))
-        inputs = _small_inputs(net)
-        model = compile_net(net, inputs=inputs, max_memory=MAX_MEMORY)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            checked, bad = check_shapes(model)
-        assert not bad, f"executed shapes differ from the inferred ones: {bad}"
-        blobs = _original_blobs(source)
-        if blobs is not None:
-            state_dict(plan_net(net, inputs), blobs)
-        return "ran and ported"
-    except ProtosegError as e:
-        str(e).encode("utf-8")
-        return type(e).__name__
-
-
-def format_both_ways(path: Path, data: bytes) -> str:
-    """fmt and upgrade of one mutated file: canonical text that reads back to itself."""
-    path.write_bytes(data)
-    try:
-        for upgrade in (False, True):
-            text = format_prototxt(str(path), upgrade=upgrade)
-            assert format_prototxt(text=text, upgrade=upgrade) == text, "fmt is not idempotent"
-        return "formatted"
-    except ProtosegError as e:
-        str(e).encode("utf-8")
-        return type(e).__name__
-
-
-def analyse_and_draw(path: Path, data: bytes) -> str:
-    """Cost, coordinate maps, the viewer's data and the DOT source of one mutated net."""
-    path.write_bytes(data)
-    try:
-        net = load_net(str(path))
+def _property(check):
+    """One property over one mutated file: `check(path, ...)` returns how far the case got (for
+    the campaign's counts); a ProtosegError is an acceptable end, if it can be printed."""
+    @functools.wraps(check)
+    def run(path: Path, data: bytes, *args) -> str:
+        path.write_bytes(data)
         try:
-            shapes = infer_shapes(net)
-        except InputError:
-            shapes = infer_shapes(net, {top: (2, 3, 24, 24) for layer in net.layers if not layer.bottoms
-                                        for top in layer.tops})
-        costs(shapes), coord_maps(shapes), page_data(shapes), dot_source(drawing(shapes))
-        return "analysed"
-    except ProtosegError as e:
-        str(e).encode("utf-8")
-        return type(e).__name__
+            return check(path, *args)
+        except ProtosegError as e:
+            str(e).encode("utf-8")
+            return type(e).__name__
+    return run
+
+
+@_property
+def compile_and_port(path: Path, source: Path) -> str:
+    """Compiled at small sizes, run with the shapes checked, the original's blobs ported."""
+    net = load_net(str(path))
+    inputs = _small_inputs(net)
+    model = compile_net(net, inputs=inputs, max_memory=MAX_MEMORY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        checked, bad = check_shapes(model)
+    assert not bad, f"executed shapes differ from the inferred ones: {bad}"
+    blobs = _original_blobs(source)
+    if blobs is not None:
+        state_dict(plan_net(net, inputs), blobs)
+    return "ran and ported"
+
+
+@_property
+def format_both_ways(path: Path) -> str:
+    """fmt and upgrade: canonical text that reads back to itself."""
+    for upgrade in (False, True):
+        text = format_prototxt(str(path), upgrade=upgrade)
+        assert format_prototxt(text=text, upgrade=upgrade) == text, "fmt is not idempotent"
+    return "formatted"
+
+
+@_property
+def analyse_and_draw(path: Path) -> str:
+    """Cost, coordinate maps, the viewer's data and the DOT source."""
+    shapes = _shapes(load_net(str(path)))
+    costs(shapes), coord_maps(shapes), page_data(shapes), dot_source(drawing(shapes))
+    return "analysed"
 
 
 needs_sources = pytest.mark.skipif(not SOURCES, reason="../shared/corpus is not present")
