@@ -66,7 +66,8 @@ _LONG_QUOTED = re.compile(r"'([^'\s]{81,})'")
 
 def clip_quoted(message: str) -> str:
     """`message` with every quoted name longer than 80 characters clipped (a 10 MB blob name is
-    named, not printed)."""
+    named, not printed). Only names without blanks (nearly all are) are seen as names: between
+    two quoted names a message has words and spaces."""
     return _LONG_QUOTED.sub(lambda m: f"'{clip(m.group(1), 80)}'", message) if len(message) > 90 else message
 
 

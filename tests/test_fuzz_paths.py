@@ -146,34 +146,32 @@ def analyse_and_draw(path: Path) -> str:
     return "analysed"
 
 
-needs_sources = pytest.mark.skipif(not SOURCES, reason="../shared/corpus is not present")
+def fuzzed(examples: int):
+    """A test over seeded mutations of the small corpus nets: `examples` derandomized cases
+    (PROTOSEG_FUZZ_EXAMPLES overrides), 30 s each at most; skipped without the corpus."""
+    def wrap(test):
+        test = given(source=st.sampled_from(SOURCES or [Path(__file__)]),
+                     rng=st.randoms(use_true_random=False))(test)
+        test = settings(derandomize=True, database=None, deadline=timedelta(seconds=30),
+                        max_examples=int(os.environ.get("PROTOSEG_FUZZ_EXAMPLES", examples)),
+                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])(test)
+        return pytest.mark.skipif(not SOURCES, reason="../shared/corpus is not present")(test)
+    return wrap
 
 
-@needs_sources
-@settings(derandomize=True, max_examples=int(os.environ.get("PROTOSEG_FUZZ_EXAMPLES", 60)),
-          deadline=timedelta(seconds=30), database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(source=st.sampled_from(SOURCES or [Path(__file__)]), rng=st.randoms(use_true_random=False))
+@fuzzed(60)
 def test_mutated_nets_compile_run_and_port_or_fail_with_a_protoseg_error(tmp_path_factory, source, rng):
     compile_and_port(tmp_path_factory.getbasetemp() / "fuzz-compile.prototxt",
                      mutate(rng, source.read_bytes()), source)
 
 
-@needs_sources
-@settings(derandomize=True, max_examples=int(os.environ.get("PROTOSEG_FUZZ_EXAMPLES", 100)),
-          deadline=timedelta(seconds=30), database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(source=st.sampled_from(SOURCES or [Path(__file__)]), rng=st.randoms(use_true_random=False))
+@fuzzed(100)
 def test_mutated_nets_format_idempotently_or_fail_with_a_protoseg_error(tmp_path_factory, source, rng):
     format_both_ways(tmp_path_factory.getbasetemp() / "fuzz-fmt.prototxt",
                      hostile_mutate(rng, source.read_bytes()))
 
 
-@needs_sources
-@settings(derandomize=True, max_examples=int(os.environ.get("PROTOSEG_FUZZ_EXAMPLES", 100)),
-          deadline=timedelta(seconds=30), database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(source=st.sampled_from(SOURCES or [Path(__file__)]), rng=st.randoms(use_true_random=False))
+@fuzzed(100)
 def test_mutated_nets_analyse_and_draw_or_fail_with_a_protoseg_error(tmp_path_factory, source, rng):
     analyse_and_draw(tmp_path_factory.getbasetemp() / "fuzz-analysis.prototxt", mutate(rng, source.read_bytes()))
 

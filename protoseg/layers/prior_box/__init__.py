@@ -46,8 +46,10 @@ def _check(ctx, p) -> None:
         given = [f for f in pair if p.has(f)]
         if given and p.has(single):
             ctx.fail(f"give either {single} or {pair[0]}/{pair[1]}, not both", single)
-        for f in (pair if given else (single,) if p.has(single) else ()):
-            if not p.get(f) > 0:       # an unset one of the pair is 0 (Caffe reads it anyway)
+        # with either of the pair given Caffe reads both (an unset one is 0); else the single one
+        checked = pair if given else [single] if p.has(single) else []
+        for f in checked:
+            if not p.get(f) > 0:
                 ctx.fail(f"{f} must be larger than 0, got {p.get(f)}", f if p.has(f) else given[0])
 
 
